@@ -1,0 +1,1 @@
+"""Subcommands: torfetch log ...; each module has main(argv) -> int."""

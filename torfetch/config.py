@@ -1,0 +1,63 @@
+"""Limits, timeouts and options: one frozen dataclass, no globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    # The largest Arch packages are a few GiB; default leaves room, configurable.
+    package_max_bytes: int = 8 * 1024 * MiB
+    # Database files (*.db, *.files) can be tens of MiB.
+    other_max_bytes: int = 1024 * MiB
+    # pacman-bintrans caps the .t body at 1 KiB.
+    signature_max_bytes: int = 1024
+    rekor_max_bytes: int = 256 * 1024
+    rebuilder_max_bytes: int = 4 * MiB
+    attestation_max_bytes: int = 1 * MiB
+    # .PKGINFO must show up within this many compressed/decompressed bytes.
+    pkginfo_max_compressed: int = 64 * MiB
+    pkginfo_max_decompressed: int = 256 * MiB
+    pkginfo_max_member: int = 1 * MiB
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 60.0  # Tor circuits can take tens of seconds
+    idle_read: float = 60.0
+    download_total: float = 3600.0
+    lookup_total: float = 120.0  # signature / log lookups
+    rebuilder: float = 30.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the CLI decided, handed to the workflow."""
+
+    url: str
+    output: Path
+    verbose: int = 0
+    transparency_url: str | None = None
+    pubkey: str | None = None
+    proxy: str | None = None
+    bypass_proxy_for_pkgs: bool = False
+    rebuilders: tuple[str, ...] = ()
+    required_rebuild_confirms: int = 0
+    rebuilder_keys: tuple[tuple[str, str], ...] = ()
+    fail_on_bad: bool = False
+    log_url: str | None = None
+    log_key: str | None = None
+    state_dir: Path | None = None
+    no_upload: bool = False
+    no_log: bool = False
+    isolate: str = "purpose"
+    tor_control: str | None = None
+    tor_launch: bool = False
+    audit_circuits: bool = False
+    user_agent: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)

@@ -1,0 +1,171 @@
+"""The one exception tree of torfetch.
+
+Two branches, as in python-tuf: ``VerificationError`` means the data is wrong
+(never retried, never downgraded); ``NetworkError`` means transport failed.
+Every message is written for the user: it names the check, the file and why.
+"""
+
+from __future__ import annotations
+
+
+class TorfetchError(Exception):
+    """Base of every error torfetch raises on purpose."""
+
+    #: process exit status used by the CLI
+    exit_code: int = 1
+    #: short label of the failed check, printed before the message
+    check: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"torfetch: {self.check}: {self.message}"
+
+    def diagnostics(self) -> str:
+        """Longer text for ``-v``: message, advice and the chain of causes."""
+        lines = [self.one_line()]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        cause = self.__cause__
+        depth = 0
+        while cause is not None and depth < 5:
+            lines.append(f"  caused by: {type(cause).__name__}: {cause}")
+            cause = cause.__cause__
+            depth += 1
+        return "\n".join(lines)
+
+
+# --- usage / configuration -------------------------------------------------
+
+
+class UsageError(TorfetchError):
+    exit_code = 2
+    check = "usage"
+
+
+class NotSupportedError(UsageError):
+    check = "not supported yet"
+
+
+class ConfigError(UsageError):
+    check = "configuration"
+
+
+# --- the data is wrong -------------------------------------------------------
+
+
+class VerificationError(TorfetchError):
+    """A check on the content failed. Never retried on another circuit."""
+
+    exit_code = 1
+    check = "verification"
+
+
+class MalformedInputError(VerificationError):
+    """Untrusted bytes (signature, JSON, proof, archive) could not be parsed."""
+
+    check = "malformed input"
+
+
+class SignatureError(VerificationError):
+    check = "transparency signature"
+
+
+class TransparencyLogError(VerificationError):
+    check = "transparency log"
+
+
+class InclusionProofError(TransparencyLogError):
+    check = "inclusion proof"
+
+
+class ConsistencyProofError(TransparencyLogError):
+    check = "log consistency"
+
+
+class CheckpointError(TransparencyLogError):
+    check = "log checkpoint"
+
+
+class SplitViewError(TransparencyLogError):
+    """The log showed this user a history inconsistent with what it showed before."""
+
+    check = "split view"
+
+
+class EntryNotFoundError(TransparencyLogError):
+    check = "transparency log"
+
+
+class RebuilderError(VerificationError):
+    check = "rebuilders"
+
+
+class AttestationError(RebuilderError):
+    check = "rebuild attestation"
+
+
+class PackageContentError(VerificationError):
+    """The package archive itself (.PKGINFO) is wrong, too large or a bomb."""
+
+    check = "package content"
+
+
+class StateError(TorfetchError):
+    """Persisted trust state is corrupt or unwritable. Never silently reset."""
+
+    exit_code = 1
+    check = "state"
+
+
+# --- transport failed ---------------------------------------------------------
+
+
+class NetworkError(TorfetchError):
+    exit_code = 3
+    check = "network"
+
+
+class NotFoundError(NetworkError):
+    """HTTP 404 (or a missing file://). For optional files such as core.db.sig."""
+
+    check = "not found"
+
+
+class HTTPStatusError(NetworkError):
+    check = "http"
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class FetchTimeout(NetworkError):
+    check = "timeout"
+
+
+class DownloadTooLarge(NetworkError):
+    check = "size limit"
+
+
+class TorUnavailable(NetworkError):
+    check = "tor"
+
+
+class CircuitFailed(NetworkError):
+    check = "tor circuit"
+
+
+class IsolationError(TorfetchError):
+    """Two purposes shared a circuit (seen with --audit-circuits)."""
+
+    exit_code = 1
+    check = "circuit isolation"
+
+
+class Interrupted(TorfetchError):
+    exit_code = 130
+    check = "interrupted"

@@ -1,0 +1,1 @@
+"""Pure parsers for pacman's formats (file names, .PKGINFO, sync databases)."""

@@ -1,0 +1,1 @@
+"""On-disk state: the atomic output file and the remembered log heads."""

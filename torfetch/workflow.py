@@ -1,0 +1,263 @@
+"""The orchestrator: download → verify → hand over, with numbered steps.
+
+Only this module joins the pure verifiers (``verify/``, ``pacman/``) with the
+I/O layer (``net/``, ``store/``). The package download, the signature lookup,
+the log proof and the rebuilder lookups run side by side in one trio nursery;
+the file reaches OUTPUT only after every configured check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from dataclasses import dataclass, field
+
+import trio
+
+from .config import Options
+from .errors import (
+    ConfigError,
+    NotFoundError,
+    SignatureError,
+    TorfetchError,
+    UsageError,
+)
+from .net.http import Network
+from .net.isolation import IsolationPolicy
+from .pacman.filename import filename_from_url, needs_proof, parse_package_filename
+from .report import Reporter
+from .store.output import AtomicOutput
+from .verify import minisign
+from .verify.transparency import SignatureCheck, check_transparency_signature
+
+
+@dataclass
+class FetchResult:
+    url: str
+    filename: str
+    size: int = 0
+    sha256_hex: str = ""
+    verified: bool = False
+    checks: list[str] = field(default_factory=list)
+
+
+def signature_url(opts: Options, filename: str) -> str:
+    """``<transparency-url>/<filename>.t``; without --transparency-url, ``<url>.t`` (as pacman-bintrans)."""
+    if opts.transparency_url:
+        base = opts.transparency_url
+        if not base.endswith("/"):
+            base += "/"  # keep the base's path: join, don't replace
+        return base + urllib.parse.quote(filename + ".t", safe="")
+    return opts.url + ".t"
+
+
+class _Future:
+    """A value set once by one task and awaited by others (trio has no Future)."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: object = None
+
+    def set(self, value: object) -> None:
+        self._value = value
+        self._event.set()
+
+    async def get(self) -> object:
+        await self._event.wait()
+        return self._value
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """Pick the error to show from a (nested) ExceptionGroup.
+
+    Ctrl-C wins; then a verification failure (the data is wrong) over a
+    network failure it may have caused in a sibling task.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException, depth: int) -> None:
+        if isinstance(e, BaseExceptionGroup) and depth < 20:
+            for sub in e.exceptions:
+                walk(sub, depth + 1)
+        else:
+            leaves.append(e)
+
+    walk(exc, 0)
+    for e in leaves:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+    from .errors import VerificationError
+
+    for cls in (VerificationError, TorfetchError):
+        for e in leaves:
+            if isinstance(e, cls):
+                return e
+    return leaves[0] if leaves else exc
+
+
+async def run(opts: Options, report: Reporter) -> FetchResult:
+    """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
+    # (1) Decide what this file needs, before any network work.
+    filename = filename_from_url(opts.url)
+    proof = needs_proof(opts.url)
+    pubkey: minisign.PublicKey | None = None
+    if proof:
+        if not opts.pubkey:
+            raise UsageError(f"{filename} is a package and needs a transparency signature: give --pubkey")
+        try:
+            pubkey = minisign.PublicKey.parse(opts.pubkey)
+        except TorfetchError as exc:
+            raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
+    if opts.bypass_proxy_for_pkgs and not opts.proxy and not opts.tor_launch:
+        raise ConfigError("--bypass-proxy-for-pkgs needs --proxy: lookups must still go through Tor")
+
+    from .net.tor import tor_context
+
+    result = FetchResult(url=opts.url, filename=filename)
+    # (2) Tor: bootstrap check / private tor / circuit audit, where configured.
+    async with tor_context(opts, report.info) as tor:
+        direct = frozenset({"package"}) if opts.bypass_proxy_for_pkgs else frozenset()
+        net = Network(
+            proxy=tor.proxy,
+            timeouts=opts.timeouts,
+            isolation=IsolationPolicy.new(opts.isolate),
+            direct_purposes=direct,
+            user_agent=opts.user_agent or "torfetch",
+        )
+        if tor.audit is not None:
+            tor.audit.attach(net)
+        async with net:
+            try:
+                if proof:
+                    assert pubkey is not None
+                    await _fetch_verified(opts, report, net, filename, pubkey, result)
+                else:
+                    await _fetch_plain(opts, report, net, filename, result)
+            except BaseExceptionGroup as eg:
+                raise first_error(eg) from None
+            if tor.audit is not None:
+                await tor.audit.check()
+                for line in tor.audit.describe():
+                    report.info(line)
+    return result
+
+
+async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: str, result: FetchResult) -> None:
+    """Databases, .sig files: no proof, but still size-capped, atomic and proxied."""
+    with AtomicOutput(opts.output) as out:
+        await net.stream(
+            "database", "GET", opts.url, out.write,
+            max_bytes=opts.limits.other_max_bytes, timeout=opts.timeouts.download_total,
+        )
+        out.commit()
+        result.size = out.size
+    report.passed(f"downloaded {filename} ({result.size} bytes, no proof needed)")
+
+
+async def _fetch_verified(
+    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, result: FetchResult
+) -> None:
+    from .pacman.pkginfo import PkgInfoReader, check_matches_filename
+
+    parsed = parse_package_filename(filename)
+    scope = filename  # isolation scope with --isolate package
+    sha_future = _Future()
+    pkginfo = PkgInfoReader(opts.limits)
+    sig_url = signature_url(opts, filename)
+
+    async def get_sha256() -> str:
+        return str(await sha_future.get())
+
+    with AtomicOutput(opts.output) as out:
+        hasher = hashlib.sha256()
+
+        def sink(chunk: bytes) -> None:
+            out.write(chunk)
+            hasher.update(chunk)
+            if pkginfo.result is None:
+                pkginfo.feed(chunk)
+
+        async def download() -> None:
+            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass.
+            await net.stream(
+                "package", "GET", opts.url, sink,
+                max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
+            )
+            result.size = out.size
+            result.sha256_hex = hasher.hexdigest()
+            report.passed(f"downloaded {filename} ({out.size} bytes, sha256 {result.sha256_hex})")
+            sha_future.set(result.sha256_hex)
+
+        async def signature_and_log() -> None:
+            # (3b) The transparency signature, fetched while the package streams.
+            try:
+                sig_bytes = await net.get_ok(
+                    "signature", sig_url, max_bytes=opts.limits.signature_max_bytes,
+                    timeout=opts.timeouts.lookup_total, package=scope,
+                )
+            except NotFoundError as exc:
+                raise SignatureError(f"no transparency signature for {filename} ({sig_url} not found)") from exc
+            sha_hex = await get_sha256()
+            # (4) Pure check: key id, signature over the hex sha256, global signature, trusted comment.
+            check = check_transparency_signature(
+                filename=filename, sha256_hex=sha_hex, sig_bytes=sig_bytes, pubkey=pubkey,
+                max_bytes=opts.limits.signature_max_bytes,
+            )
+            report.passed(
+                f"transparency signature of {filename} verified (key {check.key_id}, "
+                f"{'prehashed' if check.prehashed else 'legacy'}, trusted comment {check.trusted_comment!r})"
+            )
+            result.checks.append("signature")
+            # (5) The signature must be in the transparency log.
+            await _prove_in_log(opts, report, net, check, sig_bytes, pubkey, scope)
+            result.checks.append("log")
+
+        async def rebuilders() -> None:
+            from .net.rebuilders import confirm_rebuilds
+            from .verify.rebuilder import RebuilderSpec
+
+            specs = _rebuilder_specs(opts, RebuilderSpec)
+            await confirm_rebuilds(
+                net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
+                get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
+                limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info,
+            )
+            result.checks.append("rebuilders")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(download)
+            nursery.start_soon(signature_and_log)
+            if opts.rebuilders or opts.required_rebuild_confirms > 0:
+                nursery.start_soon(rebuilders)
+
+        # (6) The package's own .PKGINFO must name the file we asked for.
+        info = pkginfo.finish()
+        check_matches_filename(info, parsed)
+        report.passed(f".PKGINFO of {filename} names {info.pkgname} {info.pkgver}")
+        # (7) Every configured check passed: hand over.
+        out.commit()
+        result.verified = True
+    report.passed(f"handed {filename} to pacman")
+
+
+def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
+    keys = dict(opts.rebuilder_keys)
+    unknown = set(keys) - set(opts.rebuilders)
+    if unknown:
+        raise ConfigError(f"--rebuilder-key for a URL that is not a --rebuilder: {sorted(unknown)[0]}")
+    if opts.required_rebuild_confirms > len(opts.rebuilders):
+        raise ConfigError(
+            f"--required-rebuild-confirms {opts.required_rebuild_confirms} but only {len(opts.rebuilders)} --rebuilder given"
+        )
+    return [spec_cls(url, keys.get(url)) for url in opts.rebuilders]
+
+
+async def _prove_in_log(
+    opts: Options, report: Reporter, net: Network, check: SignatureCheck, sig_bytes: bytes,
+    pubkey: minisign.PublicKey, scope: str,
+) -> None:
+    from .logsetup import prove_signature_in_log
+
+    await prove_signature_in_log(opts, report, net, check, sig_bytes, pubkey, scope)
