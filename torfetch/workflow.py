@@ -110,6 +110,7 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
             pubkey = minisign.PublicKey.parse(opts.pubkey)
         except TorfetchError as exc:
             raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
+    _validate_rebuilder_options(opts)
     if opts.bypass_proxy_for_pkgs and not opts.proxy and not opts.tor_launch:
         raise ConfigError("--bypass-proxy-for-pkgs needs --proxy: lookups must still go through Tor")
 
@@ -242,7 +243,7 @@ async def _fetch_verified(
     report.passed(f"handed {filename} to pacman")
 
 
-def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
+def _validate_rebuilder_options(opts: Options) -> None:
     keys = dict(opts.rebuilder_keys)
     unknown = set(keys) - set(opts.rebuilders)
     if unknown:
@@ -251,6 +252,10 @@ def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
         raise ConfigError(
             f"--required-rebuild-confirms {opts.required_rebuild_confirms} but only {len(opts.rebuilders)} --rebuilder given"
         )
+
+
+def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
+    keys = dict(opts.rebuilder_keys)
     return [spec_cls(url, keys.get(url)) for url in opts.rebuilders]
 
 

@@ -1,0 +1,119 @@
+"""The command line as pacman calls it: exit codes, one-line errors, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.servers.files import FileServer
+
+TORFETCH = [sys.executable, "-m", "torfetch"]
+
+
+def run(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TORFETCH, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "core.db").write_bytes(b"db bytes" * 1000)
+    with FileServer(tmp_path / "www") as s:
+        yield s
+
+
+def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -> None:
+    out = tmp_path / "core.db.part"
+    r = run("-O", str(out), f"{served.url}/core.db")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == b"db bytes" * 1000
+
+
+def test_missing_optional_file_is_one_line_exit_3(tmp_path: Path, served: FileServer) -> None:
+    out = tmp_path / "core.db.sig.part"
+    out.write_bytes(b"stale")
+    r = run("-O", str(out), f"{served.url}/core.db.sig")
+    assert r.returncode == 3
+    assert "core.db.sig" in one_line(r.stderr) and "404" in r.stderr
+    assert not out.exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    r = run("http://127.0.0.1:1/x.db")  # no -O
+    assert r.returncode == 2 and "-O" in one_line(r.stderr)
+    r = run("-O", str(tmp_path / "o"), "--required-rebuild-confirms", "2", "--rebuilder", "http://127.0.0.1:1/",
+            "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "http://127.0.0.1:1/a-1-1-any.pkg.tar.zst")
+    assert r.returncode == 2 and "only 1 --rebuilder" in one_line(r.stderr)
+    r = run("-O", str(tmp_path / "o"), "http://127.0.0.1:1/a-1-1-any.pkg.tar.zst")
+    assert r.returncode == 2 and "--pubkey" in one_line(r.stderr)
+    r = run("-O", str(tmp_path / "o"), "--pubkey", "not-a-key", "http://127.0.0.1:1/a-1-1-any.pkg.tar.zst")
+    assert r.returncode == 2 and "minisign public key" in one_line(r.stderr)
+
+
+def test_bypass_without_proxy_is_refused(tmp_path: Path) -> None:
+    r = run("-O", str(tmp_path / "o"), "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
+    assert r.returncode == 2 and "needs --proxy" in one_line(r.stderr)
+
+
+def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: FileServer) -> None:
+    out = tmp_path / "core.db.part"
+    r = run("-O", str(out), "--proxy", "socks5://127.0.0.1:9", f"{served.url}/core.db")
+    assert r.returncode == 3, r.stderr
+    assert "proxy" in one_line(r.stderr).lower()
+    assert served.requests == []  # no direct fallback
+    assert not out.exists()
+
+
+def test_proxy_with_credentials_or_http_scheme_refused(tmp_path: Path) -> None:
+    for proxy in ("http://127.0.0.1:8080", "socks5://u:p@127.0.0.1:9050"):
+        r = run("-O", str(tmp_path / "o"), "--proxy", proxy, "http://127.0.0.1:1/core.db")
+        assert r.returncode == 2, (proxy, r.stderr)
+
+
+def test_size_cap(tmp_path: Path, served: FileServer) -> None:
+    out = tmp_path / "core.db.part"
+    # --max-size applies to packages; databases have their own (larger) cap. A package
+    # over the cap is refused before any signature is considered.
+    (served.root / "big-1-1-any.pkg.tar.zst").write_bytes(b"x" * 5000)
+    r = run("-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+            "--log-url", "http://127.0.0.1:9", "--log-key", "x", f"{served.url}/big-1-1-any.pkg.tar.zst")
+    assert r.returncode != 0
+    assert not out.exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".torfetch-")] == []
+
+
+def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
+    served.behaviour.rules["core.db"] = "slow"
+    served.behaviour.slow_seconds = 10
+    out = tmp_path / "core.db.part"
+    out.write_bytes(b"stale")
+    p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not any(x.name.startswith(".torfetch-") for x in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["www"]
+
+
+def test_pacman_bintrans_flags_are_accepted() -> None:
+    r = run("--help")
+    assert r.returncode == 0
+    for flag in ("-O", "--transparency-url", "--pubkey", "--proxy", "--bypass-proxy-for-pkgs", "--rebuilder",
+                 "--required-rebuild-confirms", "-v"):
+        assert flag in r.stdout
