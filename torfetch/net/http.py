@@ -7,7 +7,7 @@ Foreign exceptions are translated into torfetch's tree here and only here.
 
 from __future__ import annotations
 
-import os
+import http.cookiejar
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +133,8 @@ class Network:
                 timeout=httpx.Timeout(connect=t.connect, read=t.idle_read, write=t.idle_read, pool=t.connect),
                 # No identifying headers; no cookies kept (fresh jar, never read).
                 headers={"User-Agent": self.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"},
+                # A jar whose policy accepts no domain: cookies are never stored or sent.
+                cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
                 follow_redirects=False,
                 trust_env=False,  # never pick up HTTP(S)_PROXY / NO_PROXY behind the user's back
             )

@@ -1,0 +1,127 @@
+"""Network: streaming with caps and deadlines, error mapping, no identifying headers."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.servers.files import FileServer
+from torfetch.config import Timeouts
+from torfetch.errors import ConfigError, DownloadTooLarge, FetchTimeout, NetworkError, NotFoundError, TorUnavailable
+from torfetch.net.http import Network, normalise_proxy
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    (tmp_path / "f.db").write_bytes(b"0123456789" * 10000)
+    with FileServer(tmp_path) as s:
+        yield s
+
+
+async def test_stream_collects_all_chunks(server: FileServer) -> None:
+    chunks: list[bytes] = []
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        status, _ = await net.stream("database", "GET", f"{server.url}/f.db", chunks.append, max_bytes=10**6, timeout=10)
+    assert status == 200 and b"".join(chunks) == b"0123456789" * 10000
+    assert len(chunks) > 1  # streamed, not one buffer
+
+
+async def test_size_cap_stops_download(server: FileServer) -> None:
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        with pytest.raises(DownloadTooLarge, match="limit of 5000 bytes"):
+            await net.stream("database", "GET", f"{server.url}/f.db", lambda c: None, max_bytes=5000, timeout=10)
+
+
+async def test_deadline(server: FileServer) -> None:
+    server.behaviour.rules["f.db"] = "slow"
+    server.behaviour.slow_seconds = 3
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        with pytest.raises(FetchTimeout, match="longer than 0.5 s"):
+            await net.stream("database", "GET", f"{server.url}/f.db", lambda c: None, max_bytes=10**6, timeout=0.5)
+
+
+async def test_idle_read_timeout(server: FileServer) -> None:
+    server.behaviour.rules["f.db"] = "slow"
+    server.behaviour.slow_seconds = 3
+    async with Network(proxy=None, timeouts=Timeouts(idle_read=0.3)) as net:
+        with pytest.raises(FetchTimeout, match="timed out"):
+            await net.stream("database", "GET", f"{server.url}/f.db", lambda c: None, max_bytes=10**6, timeout=30)
+
+
+async def test_truncated_body_and_404(server: FileServer) -> None:
+    server.behaviour.rules["f.db"] = "truncate"
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        with pytest.raises(NetworkError, match="broke the connection"):
+            await net.stream("database", "GET", f"{server.url}/f.db", lambda c: None, max_bytes=10**6, timeout=10)
+        with pytest.raises(NotFoundError, match="404"):
+            await net.get_ok("database", f"{server.url}/missing", max_bytes=100, timeout=10)
+
+
+async def test_file_urls(tmp_path: Path) -> None:
+    (tmp_path / "a b.db").write_bytes(b"x" * 100)
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        body = await net.get_ok("database", f"file://{tmp_path}/a%20b.db", max_bytes=100, timeout=5)
+        assert body == b"x" * 100
+        with pytest.raises(DownloadTooLarge):
+            await net.get_ok("database", f"file://{tmp_path}/a%20b.db", max_bytes=99, timeout=5)
+        with pytest.raises(NotFoundError):
+            await net.get_ok("database", f"file://{tmp_path}/nope", max_bytes=99, timeout=5)
+
+
+async def test_closed_proxy_port_is_tor_unavailable_and_never_direct(server: FileServer) -> None:
+    async with Network(proxy="socks5://127.0.0.1:9", timeouts=Timeouts()) as net:
+        with pytest.raises(TorUnavailable):
+            await net.get_ok("signature", f"{server.url}/f.db", max_bytes=10**6, timeout=10)
+    assert server.requests == []
+
+
+async def test_bypass_only_for_packages(server: FileServer) -> None:
+    async with Network(proxy="socks5h://127.0.0.1:9", timeouts=Timeouts(), direct_purposes=frozenset({"package"})) as net:
+        assert await net.get_ok("package", f"{server.url}/f.db", max_bytes=10**6, timeout=10)
+        for purpose in ("signature", "log", "rebuilder", "database"):
+            with pytest.raises(TorUnavailable):
+                await net.get_ok(purpose, f"{server.url}/f.db", max_bytes=10**6, timeout=10)
+    assert len(server.requests) == 1
+
+
+def test_proxy_normalisation() -> None:
+    assert normalise_proxy("socks5://127.0.0.1:9050") == "socks5h://127.0.0.1:9050"
+    assert normalise_proxy("SOCKS5H://[::1]:9050") == "socks5h://[::1]:9050"
+    for bad in ("http://127.0.0.1:8080", "socks5://127.0.0.1", "socks4://127.0.0.1:9050", "socks5://u:p@h:1"):
+        with pytest.raises(ConfigError):
+            normalise_proxy(bad)
+
+
+async def test_headers_are_generic() -> None:
+    seen: list[dict[str, str]] = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.send_header("Set-Cookie", "track=me")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/x"
+        async with Network(proxy=None, timeouts=Timeouts()) as net:
+            await net.get_ok("log", url, max_bytes=10, timeout=5)
+            await net.get_ok("log", url, max_bytes=10, timeout=5)
+            await net.get_ok("rebuilder", url, max_bytes=10, timeout=5)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert all(h["user-agent"] == "torfetch" for h in seen)
+    assert all("accept-language" not in h and "cookie" not in h for h in seen), seen
