@@ -135,7 +135,8 @@ class Network:
                 headers={"User-Agent": self.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"},
                 # A jar whose policy accepts no domain: cookies are never stored or sent.
                 cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
-                follow_redirects=False,
+                follow_redirects=True,  # mirror redirectors; same purpose, same circuit
+                max_redirects=5,
                 trust_env=False,  # never pick up HTTP(S)_PROXY / NO_PROXY behind the user's back
             )
             self._clients[ck] = client
