@@ -17,6 +17,7 @@ import trio
 from .config import Options
 from .errors import (
     ConfigError,
+    DownloadTooLarge,
     NotFoundError,
     SignatureError,
     TorfetchError,
@@ -111,6 +112,8 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
         except TorfetchError as exc:
             raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
     _validate_rebuilder_options(opts)
+    if proof:
+        log_config(opts)  # a bad --log-key is a usage error before any network work
     if opts.bypass_proxy_for_pkgs and not opts.proxy and not opts.tor_launch:
         raise ConfigError("--bypass-proxy-for-pkgs needs --proxy: lookups must still go through Tor")
 
@@ -200,6 +203,10 @@ async def _fetch_verified(
                 )
             except NotFoundError as exc:
                 raise SignatureError(f"no transparency signature for {filename} ({sig_url} not found)") from exc
+            except DownloadTooLarge as exc:
+                raise SignatureError(
+                    f"transparency signature for {filename} is over the limit of {opts.limits.signature_max_bytes} bytes"
+                ) from exc
             sha_hex = await get_sha256()
             # (4) Pure check: key id, signature over the hex sha256, global signature, trusted comment.
             check = check_transparency_signature(
@@ -259,10 +266,46 @@ def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
     return [spec_cls(url, keys.get(url)) for url in opts.rebuilders]
 
 
+DEFAULT_LOG_URL = "https://rekor.sigstore.dev"
+
+
+def log_config(opts: Options) -> "LogConfig":
+    """--log-url/--log-key/--state-dir/--no-upload → LogConfig; the public-good key ships for the default URL."""
+    from importlib import resources
+
+    from .net.rekor import LogConfig
+    from .store.logstate import LogStateStore, default_state_dir
+    from .verify.checkpoint import LogKey
+
+    url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
+    if opts.log_key:
+        text = opts.log_key
+        if "BEGIN PUBLIC KEY" not in text:
+            try:
+                with open(text, "rb") as f:
+                    pem = f.read(16384)
+            except OSError as exc:
+                raise ConfigError(f"cannot read --log-key {text}: {exc.strerror}") from exc
+        else:
+            pem = text.encode()
+    elif url == DEFAULT_LOG_URL:
+        pem = resources.files("torfetch").joinpath("data/rekor.sigstore.dev.pem").read_bytes()
+    else:
+        raise ConfigError(f"--log-url {url} needs --log-key (the log's public key, PEM)")
+    key = LogKey.from_pem(pem)
+    store = LogStateStore(opts.state_dir or default_state_dir())
+    return LogConfig(url=url, key=key, store=store, upload=not opts.no_upload)
+
+
 async def _prove_in_log(
     opts: Options, report: Reporter, net: Network, check: SignatureCheck, sig_bytes: bytes,
     pubkey: minisign.PublicKey, scope: str,
 ) -> None:
-    from .logsetup import prove_signature_in_log
+    from .net.rekor import prove_in_log
 
-    await prove_signature_in_log(opts, report, net, check, sig_bytes, pubkey, scope)
+    await prove_in_log(
+        net, log_config(opts),
+        signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
+        artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
+        limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=check.filename, report=report.passed,
+    )

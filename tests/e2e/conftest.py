@@ -68,7 +68,9 @@ def signed_repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     repo.sig_path("nosig").unlink()
     sig = repo.sig_path("bigsig")
     sig.write_bytes(sig.read_bytes() + b"\n" * 1100)
-    # a valid signature of hello, served for "replayed"
+    # hello's bytes and its valid signature, served as "replayed": the hash matches,
+    # only the trusted comment (hello's filename) tells the replay apart
+    shutil.copy(repo.packages["hello"], repo.packages["replayed"])
     shutil.copy(repo.sig_path("hello"), repo.sig_path("replayed"))
     return repo
 

@@ -1,0 +1,298 @@
+"""A local Rekor v1 API server with real formats and real cryptography (tests and demo only).
+
+RFC 6962 tree over canonical rekord bodies, ECDSA P-256 signed checkpoints
+(signed notes), signed entry timestamps, consistency proofs, and a sharded
+layout (an inactive shard before the active one) so the global logIndex
+differs from the inclusion proof's shard-local index. Uploads are checked the
+way Rekor checks them (the minisign signature over the artifact, legacy or
+prehashed). Switches make it lie in the ways a log could.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from torfetch.verify import merkle
+from torfetch.verify.checkpoint import Checkpoint, sign_checkpoint
+
+
+def _canon(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _der(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass
+class Misbehaviour:
+    slow_seconds: float = 0.0
+    huge: bool = False
+    bad_set: bool = False
+    checkpoint_key: ec.EllipticCurvePrivateKey | None = None  # sign checkpoints with another key
+    proof_for_other_entry: bool = False
+    wrong_body: bool = False
+    wrong_log_id: bool = False
+    present_size: int | None = None  # show only a prefix of the tree (rolled back)
+    forked: bool = False  # a different history: leaf 0 replaced
+    bad_consistency: bool = False
+    refuse_uploads: bool = False
+    accept_uploads_without_storing: bool = False  # says 201, never stores: a lying upload
+    extra_checkpoint_lines: list[str] = field(default_factory=list)
+
+
+class RekorServer:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, inactive_shard_size: int = 1000,
+                 tree_id: int = 3904496407287907110, key: ec.EllipticCurvePrivateKey | None = None,
+                 origin_host: str = "rekor.test") -> None:
+        self.key = key or ec.generate_private_key(ec.SECP256R1())
+        self.log_id = hashlib.sha256(_der(self.key)).hexdigest()
+        self.tree_id = tree_id
+        self.offset = inactive_shard_size
+        self.origin = f"{origin_host} - {tree_id}"
+        self.bodies: list[bytes] = []
+        self.times: list[int] = []
+        self.lie = Misbehaviour()
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        # some unrelated entries first, so proofs are not trivial
+        for i in range(5):
+            self._append(_canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": i}}))
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._dispatch(self, "GET")
+
+            def do_POST(self) -> None:
+                server._dispatch(self, "POST")
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass
+
+        self._httpd = Server((host, port), Handler)
+        self._thread: threading.Thread | None = None
+
+    # -- public helpers ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def public_key_pem(self) -> bytes:
+        return self.key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def start(self) -> "RekorServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "RekorServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_filler(self, n: int) -> None:
+        with self._lock:
+            for _ in range(n):
+                self._append(_canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": len(self.bodies)}}))
+
+    # -- tree ----------------------------------------------------------------------------
+
+    def _append(self, body: bytes) -> int:
+        self.bodies.append(body)
+        self.times.append(int(time.time()))
+        return len(self.bodies) - 1
+
+    def _leaves(self) -> list[bytes]:
+        leaves = [merkle.leaf_hash(b) for b in self.bodies]
+        if self.lie.forked and leaves:
+            leaves[0] = merkle.leaf_hash(b"a different history")
+        if self.lie.present_size is not None:
+            leaves = leaves[: self.lie.present_size]
+        return leaves
+
+    def _checkpoint(self, size: int, root: bytes) -> str:
+        cp = Checkpoint(self.origin, size, root, tuple(self.lie.extra_checkpoint_lines))
+        note = sign_checkpoint(cp, self.origin.split(" ")[0], self.lie.checkpoint_key or self.key)
+        # a witness's line from an unknown key: clients must tolerate it
+        witness = ec.generate_private_key(ec.SECP256R1())
+        other = sign_checkpoint(cp, "witness.test", witness).split("\n\n", 1)[1]
+        return note + other
+
+    def _entry(self, idx: int) -> dict:
+        leaves = self._leaves()
+        size = len(leaves)
+        body = self.bodies[idx]
+        if self.lie.wrong_body:
+            body = self.bodies[(idx + 1) % len(self.bodies)]
+        proof_idx = idx
+        if self.lie.proof_for_other_entry:
+            proof_idx = (idx + 1) % size
+        proof = merkle.inclusion_proof(proof_idx, leaves)
+        root = merkle.root_of(leaves)
+        body_b64 = base64.b64encode(body).decode()
+        log_id = self.log_id if not self.lie.wrong_log_id else "00" * 32
+        global_index = self.offset + idx
+        set_payload = _canon({"body": body_b64, "integratedTime": self.times[idx], "logID": log_id, "logIndex": global_index})
+        sig = self.key.sign(set_payload, ec.ECDSA(hashes.SHA256()))
+        if self.lie.bad_set:
+            sig = self.key.sign(set_payload + b" ", ec.ECDSA(hashes.SHA256()))
+        uuid = f"{self.tree_id:016x}" + merkle.leaf_hash(self.bodies[idx]).hex()
+        return {uuid: {
+            "body": body_b64, "integratedTime": self.times[idx], "logID": log_id, "logIndex": global_index,
+            "verification": {
+                "inclusionProof": {"logIndex": idx, "treeSize": size, "rootHash": root.hex(),
+                                   "hashes": [h.hex() for h in proof], "checkpoint": self._checkpoint(size, root)},
+                "signedEntryTimestamp": base64.b64encode(sig).decode(),
+            },
+        }}
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _send(self, h: http.server.BaseHTTPRequestHandler, code: int, obj: object, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
+        if self.lie.huge:
+            data = b'{"pad":"' + b"x" * (8 * 1024 * 1024) + b'"}'
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            h.wfile.write(data)
+        except OSError:
+            pass
+
+    def _dispatch(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        parts = urllib.parse.urlsplit(h.path)
+        path, query = parts.path, urllib.parse.parse_qs(parts.query)
+        body = b""
+        if method == "POST":
+            n = int(h.headers.get("Content-Length") or 0)
+            body = h.rfile.read(min(n, 1 << 20))
+        with self._lock:
+            self.requests.append((method, path))
+        if self.lie.slow_seconds:
+            time.sleep(self.lie.slow_seconds)
+        with self._lock:
+            if method == "POST" and path == "/api/v1/log/entries":
+                return self._post_entry(h, body)
+            if method == "GET" and path.startswith("/api/v1/log/entries/"):
+                return self._get_entry(h, path.rsplit("/", 1)[1].lower())
+            if method == "GET" and path == "/api/v1/log":
+                leaves = self._leaves()
+                root = merkle.root_of(leaves)
+                return self._send(h, 200, {"rootHash": root.hex(), "treeSize": len(leaves), "treeID": str(self.tree_id),
+                                           "signedTreeHead": self._checkpoint(len(leaves), root),
+                                           "inactiveShards": [{"treeID": "1", "treeSize": self.offset}]})
+            if method == "GET" and path == "/api/v1/log/proof":
+                return self._proof(h, query)
+            if method == "GET" and path == "/api/v1/log/publicKey":
+                return self._send(h, 200, self.public_key_pem)
+        return self._send(h, 404, {"code": 404, "message": "not found"})
+
+    def _get_entry(self, h: http.server.BaseHTTPRequestHandler, ident: str) -> None:
+        leaf_hex = ident[-64:]
+        if len(ident) not in (64, 80):
+            return self._send(h, 400, {"code": 400, "message": "bad uuid"})
+        for i, b in enumerate(self.bodies):
+            if merkle.leaf_hash(b).hex() == leaf_hex and i < len(self._leaves()):
+                return self._send(h, 200, self._entry(i))
+        return self._send(h, 404, {"code": 404, "message": "entry not found"})
+
+    def _proof(self, h: http.server.BaseHTTPRequestHandler, q: dict[str, list[str]]) -> None:
+        try:
+            first, last = int(q["firstSize"][0]), int(q["lastSize"][0])
+        except (KeyError, ValueError):
+            return self._send(h, 400, {"code": 400, "message": "bad sizes"})
+        leaves = self._leaves()
+        if first > last or last > len(leaves) or first < 1:
+            return self._send(h, 400, {"code": 400, "message": "firstSize must be <= lastSize <= treeSize"})
+        proof = merkle.consistency_proof(first, leaves[:last])
+        if self.lie.bad_consistency and proof:
+            proof[0] = hashlib.sha256(b"nope").digest()
+        return self._send(h, 200, {"rootHash": merkle.root_of(leaves[:last]).hex(), "hashes": [p.hex() for p in proof]})
+
+    def _post_entry(self, h: http.server.BaseHTTPRequestHandler, raw: bytes) -> None:
+        if self.lie.refuse_uploads:
+            return self._send(h, 500, {"code": 500, "message": "unavailable"})
+        try:
+            req = json.loads(raw)
+            assert req["kind"] == "rekord" and req["apiVersion"] == "0.0.1"
+            spec = req["spec"]
+            assert spec["signature"]["format"] == "minisign"
+            sig_file = base64.b64decode(spec["signature"]["content"])
+            pub_file = base64.b64decode(spec["signature"]["publicKey"]["content"])
+            artifact = base64.b64decode(spec["data"]["content"])
+            sig_lines = [ln for ln in sig_file.replace(b"\r", b"").split(b"\n") if ln.strip()]
+            sig_line = next(ln for ln in sig_lines if not ln.startswith((b"untrusted comment:", b"trusted comment:")))
+            key_lines = [ln for ln in pub_file.replace(b"\r", b"").split(b"\n") if ln.strip() and not ln.startswith(b"untrusted")]
+            key_line = key_lines[0].strip()
+            sraw, kraw = base64.b64decode(sig_line), base64.b64decode(key_line)
+            alg, sig = sraw[:2], sraw[10:74]
+            msg = hashlib.blake2b(artifact, digest_size=64).digest() if alg == b"ED" else artifact
+            Ed25519PublicKey.from_public_bytes(kraw[10:42]).verify(sig, msg)
+        except (AssertionError, KeyError, ValueError, StopIteration, IndexError, TypeError, InvalidSignature):
+            return self._send(h, 400, {"code": 400, "message": "invalid rekord: signature does not verify"})
+        body = _canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
+            "signature": {"content": base64.b64encode(b"untrusted comment:\n" + sig_line.strip()).decode(),
+                          "format": "minisign", "publicKey": {"content": base64.b64encode(key_line).decode()}}}})
+        leaf = merkle.leaf_hash(body).hex()
+        uuid = f"{self.tree_id:016x}" + leaf
+        if body in self.bodies:
+            return self._send(h, 409, {"code": 409, "message": f"an equivalent entry already exists in the transparency log with UUID {uuid}"},
+                              {"Location": f"/api/v1/log/entries/{uuid}"})
+        if self.lie.accept_uploads_without_storing:
+            return self._send(h, 201, {uuid: {"body": base64.b64encode(body).decode()}})
+        idx = self._append(body)
+        return self._send(h, 201, self._entry(idx), {"Location": f"/api/v1/log/entries/{uuid}"})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="local Rekor v1 API test server (127.0.0.1)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--key-out", help="write the log's public key (PEM) here")
+    args = ap.parse_args()
+    srv = RekorServer(port=args.port)
+    if args.key_out:
+        with open(args.key_out, "wb") as f:
+            f.write(srv.public_key_pem)
+    print(srv.url, flush=True)
+    srv._httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Prove a transparency signature is in a Rekor v1 log: the thin trio layer.
+
+All checks are in ``verify.rekor`` / ``verify.logstate`` (pure); this module
+only fetches (on the log's own circuit) and persists remembered tree heads.
+An upload's answer is never taken as proof: after a 201 or 409 the entry is
+fetched and verified like any other.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from ..config import Limits, Timeouts
+from ..errors import EntryNotFoundError, HTTPStatusError, MalformedInputError, StateError, TransparencyLogError
+from ..store.logstate import LogStateStore
+from ..verify import merkle
+from ..verify.checkpoint import LogKey
+from ..verify.jsondoc import expect_dict, expect_field, loads_limited
+from ..verify.logstate import ConsistencyNeeded, TreeHead, apply_consistency, check_against_remembered
+from ..verify.rekor import VerifiedEntry, rekord_body, upload_request, verify_log_entry
+from .http import Network
+
+LOCK_RETRIES = 600  # × 50 ms = 30 s waiting for another torfetch's state write
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    url: str
+    key: LogKey
+    store: LogStateStore
+    upload: bool = True
+
+
+def _api(base: str, path: str) -> str:
+    return base.rstrip("/") + path
+
+
+async def _get_entry(net: Network, cfg: LogConfig, leaf_hex: str, limits: Limits, timeout: float, package: str):
+    url = _api(cfg.url, f"/api/v1/log/entries/{leaf_hex}")
+    return await net.request("log", "GET", url, max_bytes=limits.rekor_max_bytes, timeout=timeout, package=package)
+
+
+async def _upload(net: Network, cfg: LogConfig, body: bytes, limits: Limits, timeout: float, package: str) -> int:
+    url = _api(cfg.url, "/api/v1/log/entries")
+    r = await net.request("log", "POST", url, content=body, headers={"Content-Type": "application/json"},
+                          max_bytes=limits.rekor_max_bytes, timeout=timeout, package=package)
+    if r.status not in (201, 409):
+        raise HTTPStatusError(f"the log refused to record the signature (HTTP {r.status})", status=r.status)
+    return r.status
+
+
+async def _consistency_proof(net: Network, cfg: LogConfig, needed: ConsistencyNeeded, tree_id: str,
+                             limits: Limits, timeout: float, package: str) -> list[bytes]:
+    q = {"firstSize": needed.old.size, "lastSize": needed.new.size}
+    if tree_id:
+        q["treeID"] = tree_id
+    url = _api(cfg.url, "/api/v1/log/proof?" + urllib.parse.urlencode(q))
+    r = await net.request("log", "GET", url, max_bytes=limits.rekor_max_bytes, timeout=timeout, package=package)
+    if r.status != 200:
+        raise TransparencyLogError(
+            f"the log did not give a consistency proof from size {needed.old.size} to {needed.new.size} (HTTP {r.status})",
+            hint="a log that cannot prove its history consistent may be presenting a split view",
+        )
+    doc = expect_dict(loads_limited(r.body, max_bytes=limits.rekor_max_bytes, what="consistency proof"), "consistency proof")
+    hashes = expect_field(doc, "hashes", list, "consistency proof")
+    if len(hashes) > merkle.MAX_PROOF_HASHES:
+        raise MalformedInputError("consistency proof is too long")
+    out = []
+    for h in hashes:
+        if not isinstance(h, str) or len(h) != 64:
+            raise MalformedInputError("consistency proof: hash is not 64 hex digits")
+        try:
+            out.append(bytes.fromhex(h))
+        except ValueError as exc:
+            raise MalformedInputError("consistency proof: hash is not hex") from exc
+    return out
+
+
+async def _with_lock(store: LogStateStore, fn: Callable):
+    for _ in range(LOCK_RETRIES):
+        try:
+            with store.locked(wait=False) as state:
+                return fn(state)
+        except BlockingIOError:
+            await trio.sleep(0.05)
+    raise StateError(f"the log state in {store.directory} stayed locked for 30 s")
+
+
+async def check_history(net: Network, cfg: LogConfig, entry: VerifiedEntry, *, limits: Limits, timeout: float,
+                        package: str, report: Callable[[str], None]) -> TreeHead:
+    """Hold the log to what it showed before; remember the larger head.
+
+    The lock is held only to read and to write, never across the network: after
+    fetching a proof we re-read, and if another run moved the head meanwhile we
+    check against that one too (bounded).
+    """
+    cp = entry.checkpoint
+    seen = TreeHead(cp.size, cp.root_hash)
+    tree = cp.tree_id or cp.origin
+    log = cfg.url
+    for _ in range(5):
+        remembered = await _with_lock(cfg.store, lambda st: st.get(cfg.key.log_id, tree))
+        decision = check_against_remembered(remembered, seen, log=log)
+        if isinstance(decision, ConsistencyNeeded):
+            proof = await _consistency_proof(net, cfg, decision, cp.tree_id, limits, timeout, package)
+            new_head = apply_consistency(decision, proof, log=log)
+            report(f"log history consistent: {decision.old.describe()} is a prefix of {decision.new.describe()}")
+        else:
+            new_head = decision
+            if remembered is None:
+                report(f"first view of log tree {tree}: remembering {seen.describe()}")
+
+        def commit(st, remembered=remembered, new_head=new_head):
+            current = st.get(cfg.key.log_id, tree)
+            if current != remembered:
+                return None  # moved under us: check again against the new head
+            if current is None or new_head.size > current.size:
+                st.put(cfg.key.log_id, tree, new_head, cp.origin)
+            return new_head
+
+        done = await _with_lock(cfg.store, commit)
+        if done is not None:
+            return done
+    raise StateError("the remembered log state kept changing under concurrent runs; try again")
+
+
+async def prove_in_log(net: Network, cfg: LogConfig, *, signature_line: bytes, key_line: bytes, artifact: bytes,
+                       signature_file: bytes, pub_file: bytes, limits: Limits, timeouts: Timeouts, package: str,
+                       subject: str, report: Callable[[str], None]) -> VerifiedEntry:
+    """(1) rebuild the entry body, (2) look it up by leaf hash, (3) upload if absent and allowed,
+    (4) verify entry, proof, checkpoint, SET, (5) check history consistency and remember it."""
+    body = rekord_body(signature_line, key_line, artifact)
+    leaf_hex = merkle.leaf_hash(body).hex()
+    timeout = timeouts.lookup_total
+    with trio.fail_after(timeout * 2):
+        r = await _get_entry(net, cfg, leaf_hex, limits, timeout, package)
+        if r.status == 404:
+            if not cfg.upload:
+                raise EntryNotFoundError(
+                    f"the transparency signature of {subject} is not in the log {cfg.url} (entry {leaf_hex[:16]}…)",
+                    hint="with --no-upload a missing entry is a failure: the operator never published it",
+                )
+            status = await _upload(net, cfg, upload_request(signature_file, pub_file, artifact), limits, timeout, package)
+            report(f"signature of {subject} uploaded to the log (HTTP {status}); fetching it to verify")
+            r = await _get_entry(net, cfg, leaf_hex, limits, timeout, package)
+        if r.status != 200:
+            raise TransparencyLogError(f"the log answered HTTP {r.status} for the entry of {subject}")
+        entry = verify_log_entry(r.body, log_key=cfg.key, expected_body=body)
+        report(
+            f"log entry {entry.log_index} for {subject} is included in tree {entry.tree_id or '?'} "
+            f"({entry.checkpoint.describe()}), checkpoint and SET signed by log {cfg.key.log_id[:16]}…"
+        )
+        await check_history(net, cfg, entry, limits=limits, timeout=timeout, package=package, report=report)
+    return entry
