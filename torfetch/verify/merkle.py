@@ -63,7 +63,10 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], roo
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]) -> None:
     """RFC 9162 §2.1.4.2: the tree of ``new_size`` extends the tree of ``old_size``."""
-    if old_size < 0 or new_size < 0 or old_size > new_size:
+    if old_size < 1 or new_size < 1:
+        # an empty tree has no signed head worth remembering; the reference rejects it too
+        raise ConsistencyProofError("consistency proofs need two non-empty trees")
+    if old_size > new_size:
         raise ConsistencyProofError(f"cannot prove size {old_size} consistent with smaller size {new_size}")
     _check_hashes(proof, ConsistencyProofError)
     if old_size == new_size:
@@ -72,10 +75,8 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         if old_root != new_root:
             raise ConsistencyProofError("two different roots for the same tree size")
         return
-    if old_size == 0:
-        if proof:
-            raise ConsistencyProofError("consistency proof from an empty tree must be empty")
-        return
+    if len(old_root) != 32 or len(new_root) != 32:
+        raise ConsistencyProofError("tree roots must be 32 bytes")
     # The RFC's algorithm: if old_size is a power of two, old_root is the first node.
     inner, border = _inner_border(old_size - 1, new_size)
     shift = (old_size & -old_size).bit_length() - 1  # trailing zeros
