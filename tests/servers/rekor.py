@@ -47,6 +47,7 @@ class Misbehaviour:
     wrong_body: bool = False
     wrong_log_id: bool = False
     present_size: int | None = None  # show only a prefix of the tree (rolled back)
+    proofs_from_full_tree: bool = False  # ...but prove from the full tree (a lagging read replica)
     forked: bool = False  # a different history: leaf 0 replaced
     bad_consistency: bool = False
     refuse_uploads: bool = False
@@ -238,6 +239,10 @@ class RekorServer:
         except (KeyError, ValueError):
             return self._send(h, 400, {"code": 400, "message": "bad sizes"})
         leaves = self._leaves()
+        if self.lie.proofs_from_full_tree:
+            saved, self.lie.present_size = self.lie.present_size, None
+            leaves = self._leaves()
+            self.lie.present_size = saved
         if first > last or last > len(leaves) or first < 1:
             return self._send(h, 400, {"code": 400, "message": "firstSize must be <= lastSize <= treeSize"})
         proof = merkle.consistency_proof(first, leaves[:last])
