@@ -230,7 +230,7 @@ async def _fetch_verified(
             await confirm_rebuilds(
                 net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
                 get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
-                limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info,
+                limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info, warn=report.warn,
             )
             result.checks.append("rebuilders")
 
