@@ -20,7 +20,7 @@ class Limits:
     rebuilder_max_bytes: int = 4 * MiB
     attestation_max_bytes: int = 1 * MiB
     # .PKGINFO must show up within this many compressed/decompressed bytes.
-    pkginfo_max_compressed: int = 64 * MiB
+    pkginfo_max_compressed: int = 16 * MiB
     pkginfo_max_decompressed: int = 256 * MiB
     pkginfo_max_member: int = 1 * MiB
 

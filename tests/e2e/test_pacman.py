@@ -136,3 +136,61 @@ def test_siglevel_required_with_signatures_in_db(tmp_path, gpg_repo, rekor) -> N
     assert sb.installed("signedpkg")
     r = sb.run("-S", "signedflip")
     _assert_refused(sb, r, "does not match the downloaded file", "signedflip")
+
+
+@pytest.fixture
+def rebuilders(signed_repo):
+    from contextlib import ExitStack
+
+    from tests.repo import sha256_file
+    from tests.servers.rebuilderd import Pkg, RebuilderdServer
+
+    with ExitStack() as stack:
+        honest, slow, liar = (stack.enter_context(RebuilderdServer()), stack.enter_context(RebuilderdServer(prefix="rebuild")),
+                              stack.enter_context(RebuilderdServer()))
+        pkg = signed_repo.packages["hello"]
+        for srv in (honest, slow):
+            srv.add(Pkg("hello", "1.0-1", sha256=sha256_file(pkg), filename=pkg.name))
+        slow.behaviour.slow_seconds = 1.5
+        liar.behaviour.lie_good = True
+        yield honest, slow, liar
+
+
+def _rebuilder_args(honest, slow, liar, timeout: str) -> list[str]:
+    return ["--rebuilder", honest.url, "--rebuilder", slow.url, "--rebuilder", liar.url,
+            "--rebuilder-key", f"{honest.url}={honest.pinned_key_hex}",
+            "--rebuilder-key", f"{liar.url}={liar.pinned_key_hex}",
+            "--required-rebuild-confirms", "2", "--rebuilder-timeout", timeout]
+
+
+def test_two_of_three_rebuilders_one_slow_one_lying(tmp_path, signed_repo, mirror, rekor, rebuilders) -> None:
+    honest, slow, liar = rebuilders
+    sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=_rebuilder_args(honest, slow, liar, "20"))
+    r = sb.run("-Sy", "hello")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sb.installed("hello")
+    assert "attestation signed by pinned key" in r.stderr and "not counted" in r.stderr
+    assert "2 of 3 rebuilders confirmed hello 1.0-1" in r.stderr
+
+
+def test_too_few_rebuilders_refuses(tmp_path, signed_repo, mirror, rekor, rebuilders) -> None:
+    honest, slow, liar = rebuilders
+    sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=_rebuilder_args(honest, slow, liar, "0.5"))
+    r = sb.run("-Sy", "hello")
+    _assert_refused(sb, r, "only 1 of 3 rebuilders confirmed hello 1.0-1 (need 2)")
+
+
+def test_pkginfo_that_lies_about_its_name_is_refused(tmp_path, signed_repo, mirror, rekor) -> None:
+    """A correctly signed file whose .PKGINFO names another package."""
+    from tests.pkgbuild import build_package
+    from tests.repo import sha256_file
+
+    name = "liar-1.0-1-x86_64.pkg.tar.zst"
+    if "liar" not in signed_repo.packages:
+        signed_repo.add("liar")
+        p = build_package(tmp_path / "b", "other", "1.0-1", filename=name)
+        (signed_repo.repo_dir / name).write_bytes(p.read_bytes())
+        signed_repo.key.sign_hex(sha256_file(p), name, signed_repo.sig_dir / (name + ".t"))
+    sb = sandbox(tmp_path, signed_repo, mirror, rekor)
+    r = sb.run("-Sy", "liar")
+    _assert_refused(sb, r, "says it is other 1.0-1")

@@ -172,8 +172,10 @@ class PkgInfoReader:
             # bound the input slice so each decompress call's output is bounded too
             # zstd's decompressobj has no max_length: small input slices bound each
             # call's output (an RLE block is a few bytes in, 128 KiB out).
-            step = 256 if self._dec.kind == "zst" else 16 * 1024
+            step = 32 if self._dec.kind == "zst" else 16 * 1024
             for i in range(0, max(len(chunk), 1), step):
+                if self._done or self.result is not None:
+                    return
                 out = self._dec.feed(chunk[i : i + step])
                 self._consume(out)
                 for _ in range(100000):
