@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")
     t.add_argument("--tor-control", metavar="PORT|SOCKET", help="tor's control port or socket: check bootstrap, audit circuits")
     t.add_argument("--tor", choices=("launch",), default=None, help="'launch': start a private tor for this run")
+    t.add_argument("--tor-config", type=Path, metavar="TORRC", help="extra torrc lines for --tor launch (e.g. bridges)")
     t.add_argument("--audit-circuits", action="store_true", help="fail if two purposes shared a Tor circuit (needs --tor-control or --tor launch)")
     t.add_argument("--pacman-user-agent", action="store_true", help="send pacman's HTTP_USER_AGENT instead of the generic one")
     lim = p.add_argument_group("limits")
@@ -101,6 +102,8 @@ def options_from_args(ns: argparse.Namespace) -> Options:
             raise UsageError(f"{name} must be positive")
     if ns.audit_circuits and not (ns.tor_control or ns.tor):
         raise UsageError("--audit-circuits needs --tor-control or --tor launch")
+    if ns.tor_config and not ns.tor:
+        raise UsageError("--tor-config goes with --tor launch")
     if ns.tor and ns.proxy:
         raise UsageError("--tor launch starts its own proxy: do not also give --proxy")
     limits = Limits(package_max_bytes=ns.max_size)
@@ -112,7 +115,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         proxy=ns.proxy, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs, rebuilders=tuple(ns.rebuilder),
         required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=ns.log_key, state_dir=ns.state_dir,
-        no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
+        no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch", tor_config=ns.tor_config,
         audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
     )
 

@@ -57,6 +57,7 @@ class Options:
     isolate: str = "purpose"
     tor_control: str | None = None
     tor_launch: bool = False
+    tor_config: Path | None = None  # torrc lines for --tor launch (bridges, a test network)
     audit_circuits: bool = False
     user_agent: str | None = None
     limits: Limits = field(default_factory=Limits)

@@ -130,38 +130,43 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
             direct_purposes=direct,
             user_agent=opts.user_agent or "torfetch",
         )
-        if tor.audit is not None:
-            tor.audit.attach(net)
-        async with net:
-            try:
-                if proof:
-                    assert pubkey is not None
-                    await _fetch_verified(opts, report, net, filename, pubkey, result)
-                else:
-                    await _fetch_plain(opts, report, net, filename, result)
-            except BaseExceptionGroup as eg:
-                raise first_error(eg) from None
+
+        async def before_commit() -> None:
+            # (8) with --audit-circuits: no two isolation keys shared a circuit
             if tor.audit is not None:
                 await tor.audit.check()
                 for line in tor.audit.describe():
                     report.info(line)
+
+        async with net:
+            try:
+                if proof:
+                    assert pubkey is not None
+                    await _fetch_verified(opts, report, net, filename, pubkey, result, before_commit)
+                else:
+                    await _fetch_plain(opts, report, net, filename, result, before_commit)
+            except BaseExceptionGroup as eg:
+                raise first_error(eg) from None
     return result
 
 
-async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: str, result: FetchResult) -> None:
+async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: str, result: FetchResult,
+                       before_commit) -> None:
     """Databases, .sig files: no proof, but still size-capped, atomic and proxied."""
     with AtomicOutput(opts.output) as out:
         await net.stream(
             "database", "GET", opts.url, out.write,
             max_bytes=opts.limits.other_max_bytes, timeout=opts.timeouts.download_total,
         )
+        await before_commit()
         out.commit()
         result.size = out.size
     report.passed(f"downloaded {filename} ({result.size} bytes, no proof needed)")
 
 
 async def _fetch_verified(
-    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, result: FetchResult
+    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, result: FetchResult,
+    before_commit,
 ) -> None:
     from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 
@@ -244,6 +249,7 @@ async def _fetch_verified(
         info = pkginfo.finish()
         check_matches_filename(info, parsed)
         report.passed(f".PKGINFO of {filename} names {info.pkgname} {info.pkgver}")
+        await before_commit()
         # (7) Every configured check passed: hand over.
         out.commit()
         result.verified = True
