@@ -99,6 +99,7 @@ class TorNetwork:
     control_port: int = 0
     dir_port: int = 0
     dir_authority_line: str = ""
+    middles: int = 2  # onion services need more distinct relays than 1 authority + 2 exits
 
     @property
     def proxy(self) -> str:
@@ -125,7 +126,7 @@ class TorNetwork:
         return self
 
     def _start(self, deadline: float) -> None:
-        auth_or, auth_dir, e1, e2, self.socks_port, self.control_port = free_ports(6)
+        auth_or, auth_dir, e1, e2, self.socks_port, self.control_port, *mids = free_ports(6 + self.middles)
         self.dir_port = auth_dir
         # (1) authority keys
         ad = self._dir("auth")
@@ -179,6 +180,21 @@ ServerDNSDetectHijacking 0
 ServerDNSResolvConfFile /dev/null
 """)
             self.nodes.append(TorProcess(name, d))
+        for i, port in enumerate(mids):
+            name = f"middle{i + 1}"
+            d = self._dir(name)
+            fingerprint(d, name)
+            (d / "torrc").write_text(common + f"""DataDirectory {d}
+Log notice file {d}/notice.log
+Nickname {name}
+Address 127.0.0.1
+ORPort 127.0.0.1:{port}
+AssumeReachable 1
+SocksPort 0
+ExitRelay 0
+DirCache 0
+""")
+            self.nodes.append(TorProcess(name, d))
         for n in self.nodes:
             n.start()
         # (3) wait for a consensus that lists every relay with an exit
@@ -192,7 +208,7 @@ ServerDNSResolvConfFile /dev/null
                 text = ""
             relays = text.count("\nr ")
             exits = sum(1 for ln in text.splitlines() if ln.startswith("s ") and "Exit" in ln and "Running" in ln)
-            if relays >= 3 and exits >= 1:
+            if relays >= 3 + self.middles and exits >= 1:
                 break
             time.sleep(0.5)
         # (4) the client

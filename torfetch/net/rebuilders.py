@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import trio
 
 from ..config import Limits, Timeouts
-from ..errors import RebuilderError, TorfetchError
+from ..errors import RebuilderError, TorfetchError, TorUnavailable
 from ..verify.rebuilder import (Answer, RebuilderSpec, RebuildTally, Verdict, match, parse_pinned_key, parse_v0,
                                 parse_v1, verify_attestation)
 from .http import Network
@@ -88,6 +88,8 @@ async def confirm_rebuilds(net: Network, rebuilders: Sequence[RebuilderSpec], *,
                                      get_sha256=get_sha256, limits=limits, package=package)
         except trio.TooSlowError:
             ans = Answer(spec.url, Verdict.FAILED, f"timeout after {timeouts.rebuilder:g} s")
+        except TorUnavailable:
+            raise  # tor itself is down: not this rebuilder's fault, fail the whole fetch as such
         except TorfetchError as exc:
             ans = Answer(spec.url, Verdict.FAILED, f"failed: {exc.message}")
         tally.add(ans)
