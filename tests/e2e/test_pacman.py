@@ -194,3 +194,21 @@ def test_pkginfo_that_lies_about_its_name_is_refused(tmp_path, signed_repo, mirr
     sb = sandbox(tmp_path, signed_repo, mirror, rekor)
     r = sb.run("-Sy", "liar")
     _assert_refused(sb, r, "says it is other 1.0-1")
+
+
+def test_forked_log_between_two_runs_is_caught(tmp_path, signed_repo, mirror) -> None:
+    """The log shows this user another history on the second run: pacman gets nothing."""
+    from tests.e2e.conftest import LogFixture
+    from tests.servers.rekor import RekorServer
+
+    with RekorServer() as server:
+        key = tmp_path / "log.pem"
+        key.write_bytes(server.public_key_pem)
+        log = LogFixture(server.url, key)
+        sb = sandbox(tmp_path, signed_repo, mirror, log)  # state in tmp_path/state, shared by both runs
+        assert sb.run("-Sy", "hello").returncode == 0
+        server.add_filler(3)
+        server.lie.forked = True
+        r = sb.run("-S", "legacy")
+        _assert_refused(sb, r, "inconsistent history", "legacy")
+        assert "report" in r.stderr or "inconsistent" in r.stderr

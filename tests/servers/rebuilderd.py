@@ -20,6 +20,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
+
+from tests.servers.base import Serving, make_httpd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
@@ -62,7 +64,7 @@ class Behaviour:
     lie_good: bool = False  # say GOOD for anything asked, attestations absent
 
 
-class RebuilderdServer:
+class RebuilderdServer(Serving):
     def __init__(self, *, prefix: str = "", host: str = "127.0.0.1", port: int = 0) -> None:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.daemon_key = Ed25519PrivateKey.generate()
@@ -75,30 +77,11 @@ class RebuilderdServer:
         self.started: list[float] = []  # monotonic times requests arrived / finished
         self.finished: list[float] = []
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass
-
-        self._httpd = Server((host, port), Handler)
-        self._thread: threading.Thread | None = None
+        self._httpd = make_httpd(host, port, lambda h, method: self._handle(h))
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}/"
+        return f"{self.base_url}{self.prefix}/"
 
     @property
     def pinned_key_hex(self) -> str:
@@ -107,21 +90,6 @@ class RebuilderdServer:
     def add(self, pkg: Pkg) -> Pkg:
         self.pkgs.append(pkg)
         return pkg
-
-    def start(self) -> "RebuilderdServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "RebuilderdServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- responses ---------------------------------------------------------------------
 

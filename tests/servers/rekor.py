@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from tests.servers.base import Handler, Serving, make_httpd
 from torfetch.verify import merkle
 from torfetch.verify.checkpoint import Checkpoint, sign_checkpoint
 
@@ -55,7 +56,7 @@ class Misbehaviour:
     extra_checkpoint_lines: list[str] = field(default_factory=list)
 
 
-class RekorServer:
+class RekorServer(Serving):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, inactive_shard_size: int = 1000,
                  tree_id: int = 3904496407287907110, key: ec.EllipticCurvePrivateKey | None = None,
                  origin_host: str = "rekor.test") -> None:
@@ -72,56 +73,17 @@ class RekorServer:
         # some unrelated entries first, so proofs are not trivial
         for i in range(5):
             self._append(_canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": i}}))
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._dispatch(self, "GET")
-
-            def do_POST(self) -> None:
-                server._dispatch(self, "POST")
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass
-
-        self._httpd = Server((host, port), Handler)
-        self._thread: threading.Thread | None = None
+        self._httpd = make_httpd(host, port, self._dispatch)
 
     # -- public helpers ------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.base_url
 
     @property
     def public_key_pem(self) -> bytes:
         return self.key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-    def start(self) -> "RekorServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "RekorServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def add_filler(self, n: int) -> None:
         with self._lock:
@@ -196,7 +158,7 @@ class RekorServer:
         except OSError:
             pass
 
-    def _dispatch(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+    def _dispatch(self, h: Handler, method: str) -> None:
         parts = urllib.parse.urlsplit(h.path)
         path, query = parts.path, urllib.parse.parse_qs(parts.query)
         body = b""

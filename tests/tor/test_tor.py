@@ -205,3 +205,42 @@ def test_no_leaks_under_strace(tornet: TorNetwork, world, tmp_path) -> None:
     assert {(port, addr) for port, addr in inet} == {(str(tornet.socks_port), "127.0.0.1")}, inet
     assert "htons(53)" not in text
     assert out.read_bytes() == world["pkg"].read_bytes()
+
+
+def test_tor_launch_starts_and_stops_a_private_tor(tornet: TorNetwork, world, tmp_path) -> None:
+    """--tor launch with --tor-config joining the test network (as a user would add bridges)."""
+    from tests.tornet import COMMON, TEST_NAMES
+
+    conf = tmp_path / "extra.torrc"
+    conf.write_text(COMMON + tornet.dir_authority_line + "ConfluxEnabled 0\n"
+                    + "".join(f"MapAddress {n} 127.0.0.1\n" for n in TEST_NAMES))
+    out = tmp_path / "core.db.part"
+    m = _port(world["mirror"].url)
+    before = {p.pid for p in _tor_procs()}
+    r = subprocess.run([*TORFETCH, "-v", "--tor", "launch", "--tor-config", str(conf), "-O", str(out),
+                        f"http://mirror.test:{m}/repo/test.db"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "private tor bootstrapped" in r.stderr
+    assert out.read_bytes() == (world["repo"].repo_dir / "test.db").read_bytes()
+    time.sleep(1)
+    assert {p.pid for p in _tor_procs()} <= before  # the launched tor is gone
+
+
+def _tor_procs():
+    import os
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class P:
+        pid: int
+
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() == "tor":
+                        out.append(P(int(d)))
+            except OSError:
+                pass
+    return out

@@ -169,7 +169,9 @@ def _launch(extra_config: str | None, report: Callable[[str], None]) -> tuple[ob
         torrc_extra.write_text(Path(extra_config).read_text())
         config["%include"] = str(torrc_extra)
     try:
-        proc = stem.process.launch_tor_with_config(config=config, timeout=BOOTSTRAP_TIMEOUT, take_ownership=True,
+        # stem's own timeout needs the main thread; the caller bounds us with trio.fail_after,
+        # and take_ownership makes tor exit with this process if we are abandoned.
+        proc = stem.process.launch_tor_with_config(config=config, timeout=None, take_ownership=True,
                                                    init_msg_handler=lambda line: None)
     except OSError as exc:
         shutil.rmtree(data, ignore_errors=True)
@@ -187,8 +189,12 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
     try:
         if opts.tor_launch:
             report("starting a private tor (this can take a while)…")
-            proc, data, proxy, control = await trio.to_thread.run_sync(
-                _launch, opts.tor_config, report, abandon_on_cancel=True)
+            try:
+                with trio.fail_after(BOOTSTRAP_TIMEOUT):
+                    proc, data, proxy, control = await trio.to_thread.run_sync(
+                        _launch, opts.tor_config, report, abandon_on_cancel=True)
+            except trio.TooSlowError as exc:
+                raise TorUnavailable(f"the private tor did not bootstrap within {BOOTSTRAP_TIMEOUT:g} s") from exc
             report(f"private tor bootstrapped, SocksPort {proxy}")
         if control:
             with trio.fail_after(CONTROL_TIMEOUT):

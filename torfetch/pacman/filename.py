@@ -75,7 +75,8 @@ def needs_proof(url_or_filename: str) -> bool:
     if _bintrans_rule(url_or_filename):
         return True
     seg = urllib.parse.urlsplit(url_or_filename).path.rsplit("/", 1)[-1]
-    return _bintrans_rule(urllib.parse.unquote(seg))
+    # "/" keeps the rule's view of a URL: a bare "pkg.tar.zst" segment is no package name
+    return _bintrans_rule("/" + urllib.parse.unquote(seg))
 
 
 # makepkg: pkgname is [a-z0-9@._+-], not starting with '-' or '.'; upper case is
