@@ -159,8 +159,13 @@ V3AuthVoteDelay 2
 V3AuthDistDelay 2
 """)
         self.nodes.append(TorProcess("auth", ad))
-        # (2) exits
-        for name, port in (("exit1", e1), ("exit2", e2)):
+        # (2) exits, then middle relays (onion services need enough distinct relays)
+        exit_lines = ("ExitRelay 1\nRefuseUnknownExits 0\nExitPolicyRejectPrivate 0\n"
+                      "ExitPolicy accept 127.0.0.0/8:*\nExitPolicy accept *:*\n"
+                      "ServerDNSDetectHijacking 0\nServerDNSResolvConfFile /dev/null\n")
+        relays = [("exit1", e1, exit_lines), ("exit2", e2, exit_lines)]
+        relays += [(f"middle{i + 1}", port, "ExitRelay 0\n") for i, port in enumerate(mids)]
+        for name, port, role in relays:
             d = self._dir(name)
             fingerprint(d, name)
             (d / "torrc").write_text(common + f"""DataDirectory {d}
@@ -170,30 +175,8 @@ Address 127.0.0.1
 ORPort 127.0.0.1:{port}
 AssumeReachable 1
 SocksPort 0
-ExitRelay 1
-RefuseUnknownExits 0
 DirCache 0
-ExitPolicyRejectPrivate 0
-ExitPolicy accept 127.0.0.0/8:*
-ExitPolicy accept *:*
-ServerDNSDetectHijacking 0
-ServerDNSResolvConfFile /dev/null
-""")
-            self.nodes.append(TorProcess(name, d))
-        for i, port in enumerate(mids):
-            name = f"middle{i + 1}"
-            d = self._dir(name)
-            fingerprint(d, name)
-            (d / "torrc").write_text(common + f"""DataDirectory {d}
-Log notice file {d}/notice.log
-Nickname {name}
-Address 127.0.0.1
-ORPort 127.0.0.1:{port}
-AssumeReachable 1
-SocksPort 0
-ExitRelay 0
-DirCache 0
-""")
+""" + role)
             self.nodes.append(TorProcess(name, d))
         for n in self.nodes:
             n.start()
