@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rebuilder", action="append", default=[], metavar="URL", help="rebuilderd instance to ask (repeatable)")
     g.add_argument("--required-rebuild-confirms", type=int, default=0, metavar="N", help="how many rebuilders must confirm the package")
     r = p.add_argument_group("rebuilders")
-    r.add_argument("--rebuilder-key", action="append", default=[], metavar="URL=KEY", help="pin a rebuilder's Ed25519 signing key: its confirm counts only with a valid attestation")
+    r.add_argument("--rebuilder-key", action="append", default=[], metavar="URL=KEY", help="pin a rebuilder's Ed25519 key (64 hex digits, a PEM block or PEM file as rebuilderd serves it, "
+                   "or base64 of that key): its confirm counts only with a valid attestation")
     r.add_argument("--fail-on-bad", action="store_true", help="fail if any rebuilder reports BAD for this exact version")
     lg = p.add_argument_group("transparency log")
     lg.add_argument("--log-url", default=None, help="Rekor v1 log (default https://rekor.sigstore.dev)")
@@ -89,12 +90,11 @@ def options_from_args(ns: argparse.Namespace) -> Options:
             raise ConfigError(f"cannot read --pubkey-file {ns.pubkey_file}: {exc.strerror}") from exc
     if ns.required_rebuild_confirms < 0:
         raise UsageError("--required-rebuild-confirms must be 0 or more")
-    keys = []
-    for item in ns.rebuilder_key:
-        url, sep, key = item.partition("=")
-        if not sep or not url or not key:
-            raise UsageError(f"--rebuilder-key wants URL=KEY, got {item!r}")
-        keys.append((url, key))
+    from .verify.rebuilder import normalise_rebuilder_url, parse_rebuilder_key
+
+    # one spelling per rebuilder, so a key's URL matches its --rebuilder however it was written
+    rebuilders = tuple(normalise_rebuilder_url(u) for u in ns.rebuilder)
+    keys = [parse_rebuilder_key(item) for item in ns.rebuilder_key]
     for name, val in (("--max-size", ns.max_size), ("--connect-timeout", ns.connect_timeout),
                       ("--read-timeout", ns.read_timeout), ("--deadline", ns.deadline),
                       ("--rebuilder-timeout", ns.rebuilder_timeout)):
@@ -112,7 +112,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
     ua = os.environ.get("HTTP_USER_AGENT") if ns.pacman_user_agent else None
     return Options(
         url=ns.url, output=ns.output, verbose=ns.verbose, transparency_url=ns.transparency_url, pubkey=pubkey,
-        proxy=ns.proxy, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs, rebuilders=tuple(ns.rebuilder),
+        proxy=ns.proxy, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs, rebuilders=rebuilders,
         required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=ns.log_key, state_dir=ns.state_dir,
         no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch", tor_config=ns.tor_config,

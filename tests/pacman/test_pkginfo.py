@@ -1,7 +1,14 @@
-""".PKGINFO read from the stream: every compression, bounded, bombs and lies refused."""
+""".PKGINFO read from the stream: every compression, bounded, bombs and lies refused, tar corner cases."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
+import tarfile
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,8 +19,10 @@ from hypothesis import strategies as st
 from tests.pkgbuild import build_package, compress
 from torfetch.config import Limits
 from torfetch.errors import PackageContentError, TorfetchError
-from torfetch.pacman.filename import needs_proof, parse_package_filename, filename_from_url
-from torfetch.pacman.pkginfo import PkgInfoReader, check_matches_filename
+from torfetch.pacman.filename import parse_package_filename
+from torfetch.pacman.pkginfo import PkgInfoReader, check_matches_filename, parse_pkginfo
+
+PKGINFO = b"pkgname = hello\npkgbase = hello\npkgver = 1:2.0-3\narch = any\nsize = 1\n"
 
 
 def read(data: bytes, limits: Limits | None = None, step: int = 4096) -> PkgInfoReader:
@@ -23,14 +32,112 @@ def read(data: bytes, limits: Limits | None = None, step: int = 4096) -> PkgInfo
     return r
 
 
+def member(name: str, body: bytes, *, fmt: int = tarfile.PAX_FORMAT, typ: bytes = tarfile.REGTYPE,
+           pax: dict[str, str] | None = None) -> bytes:
+    ti = tarfile.TarInfo(name)
+    ti.size = len(body) if typ in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
+    ti.type = typ
+    if typ == tarfile.SYMTYPE:
+        ti.linkname = "elsewhere"
+    if pax:
+        ti.pax_headers = pax
+    out = ti.tobuf(format=fmt, encoding="utf-8", errors="surrogateescape")
+    if ti.size:
+        out += body + b"\0" * (-len(body) % 512)
+    return out
+
+
+def fix_checksum(h: bytearray) -> None:
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+
+
+def tar(*members: bytes) -> bytes:
+    return b"".join(members) + b"\0" * 1024
+
+
 @pytest.mark.parametrize("comp", ["zst", "xz", "gz", "bz2", ""])
 @pytest.mark.parametrize("step", [1, 997, 1 << 20])
 def test_every_compression_and_chunking(tmp_path: Path, comp: str, step: int) -> None:
     p = build_package(tmp_path, "hello", "2:1.0-3", compression=comp)
     r = read(p.read_bytes(), step=step)
     info = r.finish()
-    assert (info.pkgname, info.pkgver, info.arch) == ("hello", "2:1.0-3", "x86_64")
+    assert (info.pkgname, info.pkgver, info.arch, info.pkgbase) == ("hello", "2:1.0-3", "x86_64", "hello")
+    assert info.fields["license"] == ("MIT",)
     check_matches_filename(info, parse_package_filename(p.name))
+
+
+def test_gnu_format_and_long_names_before_pkginfo(tmp_path: Path) -> None:
+    long = "usr/share/" + "x" * 200 + "/.PKGINFO"  # a long name that ends like the real one
+    data = tar(member(".BUILDINFO", b"format = 2\n", fmt=tarfile.GNU_FORMAT),
+               member(long, b"pkgname = evil\n", fmt=tarfile.GNU_FORMAT),
+               member(".PKGINFO", PKGINFO, fmt=tarfile.GNU_FORMAT))
+    assert read(data).finish().pkgname == "hello"
+    data = tar(member(long, b"pkgname = evil\n"), member(".PKGINFO", PKGINFO))  # pax path record
+    assert read(data).finish().pkgname == "hello"
+    p = build_package(tmp_path, "hello", "1-1", tar_format="gnu")
+    assert read(p.read_bytes()).finish().pkgver == "1-1"
+
+
+def test_pax_path_and_size_records_are_honoured() -> None:
+    # ustar name ".PKGINFO" but pax path says otherwise: not the .PKGINFO
+    decoy = member(".PKGINFO", b"pkgname = evil\npkgver = 1-1\narch = any\n", pax={"path": "usr/decoy"})
+    assert read(tar(decoy, member(".PKGINFO", PKGINFO))).finish().pkgname == "hello"
+    # a pax "size" overrides the header's size field (how >8 GiB members are written)
+    body = b"A" * 1024
+    big = bytearray(member(".BUILDINFO", body, pax={"size": "1024", "comment": "x"}))
+    hdr_at = big.index(b".BUILDINFO", 600) if big.count(b".BUILDINFO") > 1 else len(big) - 1024 - 512
+    h = bytearray(big[hdr_at : hdr_at + 512])
+    h[124:136] = b"00000000000\0"  # size 0 in the ustar header
+    fix_checksum(h)
+    big[hdr_at : hdr_at + 512] = h
+    assert read(tar(bytes(big), member(".PKGINFO", PKGINFO))).finish().pkgname == "hello"
+
+
+def test_base256_size_field() -> None:
+    body = b"B" * 1024  # 1024 = 0x400: its base-256 field ends in a NUL byte
+    m = bytearray(member(".BUILDINFO", body, fmt=tarfile.GNU_FORMAT))
+    h = m[:512]
+    h[124:136] = b"\x80" + (1024).to_bytes(11, "big")
+    fix_checksum(h)
+    m[:512] = h
+    assert read(tar(bytes(m), member(".PKGINFO", PKGINFO))).finish().pkgname == "hello"
+
+
+def test_only_an_exact_dot_pkginfo_counts_like_libalpm() -> None:
+    with pytest.raises(PackageContentError, match="ended before .PKGINFO"):
+        read(tar(member("./.PKGINFO", PKGINFO))).finish()
+    with pytest.raises(PackageContentError, match="not a regular file"):
+        read(tar(member(".PKGINFO", b"", typ=tarfile.SYMTYPE))).finish()
+    with pytest.raises(PackageContentError, match="over the limit"):
+        read(tar(member(".PKGINFO", PKGINFO + b"#" * 5000)), Limits(pkginfo_max_member=4096)).finish()
+
+
+def test_corrupt_header_checksum() -> None:
+    data = bytearray(tar(member(".BUILDINFO", b"x"), member(".PKGINFO", PKGINFO)))
+    data[10] ^= 1
+    with pytest.raises(PackageContentError, match="bad checksum"):
+        read(bytes(data)).finish()
+
+
+@pytest.mark.parametrize("comp", ["zst", "gz", "bz2", "xz"])
+def test_concatenated_streams(comp: str) -> None:
+    data = tar(member(".BUILDINFO", b"x" * 3000), member(".MTREE", b"y" * 700), member(".PKGINFO", PKGINFO))
+    cut = 1500
+    two = compress(data[:cut], comp) + compress(data[cut:], comp)
+    assert read(two, step=100).finish().pkgname == "hello"
+
+
+def test_pkginfo_parsed_like_libalpm() -> None:
+    info = parse_pkginfo(b"# comment\npkgname=hello\n  pkgver =  1-1 \narch = any\ndepend = a\ndepend = b\nnonsense\n")
+    assert (info.pkgname, info.pkgver, info.arch) == ("hello", "1-1", "any")
+    assert info.fields["depend"] == ("a", "b")
+    with pytest.raises(PackageContentError, match="more than once"):
+        parse_pkginfo(b"pkgname = a\npkgname = b\npkgver = 1-1\narch = any\n")
+    with pytest.raises(PackageContentError, match="lacks pkgver"):
+        parse_pkginfo(b"pkgname = a\narch = any\n")
+    with pytest.raises(PackageContentError, match="more than"):
+        parse_pkginfo(b"pkgname = a\npkgver = 1\narch = any\n" + b"x = y\n" * 30000)
 
 
 def test_found_after_many_files_in_mtree(tmp_path: Path) -> None:
@@ -43,21 +150,48 @@ def test_stops_consuming_once_found(tmp_path: Path) -> None:
     p = build_package(tmp_path, "hello", "1-1", files={"usr/x": b"\0" * 50_000_000})
     r = read(p.read_bytes())
     assert r.result is not None
-    assert r._decompressed < 5_000_000  # it did not decompress the 50 MB payload
+    assert r.decompressed_bytes < 5_000_000  # it did not decompress the 50 MB payload
+    before = r.decompressed_bytes
+    t0 = time.monotonic()
+    for _ in range(2000):
+        r.feed(b"\xff" * 65536)  # after the result, feed() only returns
+    assert r.decompressed_bytes == before and r.result is not None
+    assert time.monotonic() - t0 < 2.0
 
 
-def test_decompression_bomb_is_refused_quickly(tmp_path: Path) -> None:
-    p = build_package(tmp_path, "bomb", "1-1", buildinfo_padding=300 * 1024 * 1024)
-    assert p.stat().st_size < 1024 * 1024  # a small file...
-    r = read(p.read_bytes(), Limits(pkginfo_max_decompressed=64 * 1024 * 1024))
+@pytest.mark.parametrize("comp", ["zst", "xz", "gz", "bz2"])
+def test_decompression_bomb_is_refused_in_bounded_memory(tmp_path: Path, comp: str) -> None:
+    size = 1 << 30 if comp in ("zst", "gz") else 200 << 20  # xz/bz2 compress zeros slowly
+    p = build_package(tmp_path, "bomb", "1-1", compression=comp, buildinfo_padding=size)
+    assert p.stat().st_size < 2 * 1024 * 1024  # a small file...
+    data = p.read_bytes()
+    tracemalloc.start()
+    try:
+        r = read(data, Limits(pkginfo_max_decompressed=64 * 1024 * 1024), step=65536)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     with pytest.raises(PackageContentError, match="decompression bomb"):
         r.finish()
+    assert peak < 24 * 1024 * 1024, f"peak {peak} bytes"
+    assert r.decompressed_bytes < 80 * 1024 * 1024
 
 
 def test_no_pkginfo_within_compressed_limit() -> None:
     r = read(b"\x28\xb5\x2f\xfd" + b"\x00" * 5000, Limits(pkginfo_max_compressed=1000))
     with pytest.raises(PackageContentError):
         r.finish()
+    # a member before .PKGINFO larger than the compressed limit
+    data = tar(member(".BUILDINFO", bytes(range(256)) * 40), member(".PKGINFO", PKGINFO))
+    with pytest.raises(PackageContentError, match="first 8000 bytes"):
+        read(data, Limits(pkginfo_max_compressed=8000)).finish()
+
+
+def test_compressed_limit_counts_only_what_is_needed() -> None:
+    data = tar(member(".PKGINFO", PKGINFO), member("usr/big", b"z" * 100_000))
+    r = PkgInfoReader(Limits(pkginfo_max_compressed=4096))
+    r.feed(data)  # one chunk far over the limit; .PKGINFO is in its first 4 KiB
+    assert r.finish().pkgname == "hello"
 
 
 def test_not_a_package() -> None:
@@ -65,6 +199,10 @@ def test_not_a_package() -> None:
         read(b"<html>not found</html>" * 40).finish()
     with pytest.raises(PackageContentError, match="not a valid compressed"):
         read(b"\x28\xb5\x2f\xfd" + b"garbage" * 100).finish()
+    with pytest.raises(PackageContentError, match="no .PKGINFO"):
+        read(b"").finish()
+    with pytest.raises(PackageContentError, match="no .PKGINFO"):
+        read(compress(tar(member(".BUILDINFO", b"x"))[:600], "zst")).finish()  # truncated
 
 
 def test_pkginfo_must_agree_with_filename(tmp_path: Path) -> None:
@@ -72,26 +210,12 @@ def test_pkginfo_must_agree_with_filename(tmp_path: Path) -> None:
     info = read(p.read_bytes()).finish()
     with pytest.raises(PackageContentError, match="says it is evil 1-1"):
         check_matches_filename(info, parse_package_filename(p.name))
-
-
-@pytest.mark.parametrize("name,expect", [
-    ("core.db", False), ("core.db.sig", False), ("core.files", False), ("a-1-1-x86_64.pkg.tar.zst", True),
-    ("a-1-1-x86_64.pkg.tar", True), ("a-1-1-x86_64.pkg.tar.xz", True), ("a-1-1-x86_64.pkg.tar.zst.sig", False),
-    ("pkg.tar.zst", False), ("a-1-1-any.pkg.tar.gz", True),
-])
-def test_needs_proof_rule(name: str, expect: bool) -> None:
-    assert needs_proof(f"https://mirror.test/core/os/x86_64/{name}") is expect
-
-
-@pytest.mark.parametrize("url", ["https://m.test/", "https://m.test/.hidden.pkg.tar.zst", "https://m.test/a%2Fb.pkg.tar.zst"])
-def test_unusable_filenames_refused(url: str) -> None:
-    with pytest.raises(TorfetchError):
-        filename_from_url(url)
-
-
-def test_percent_decoded_epoch() -> None:
-    assert filename_from_url("https://m.test/x/foo-1%3A2-3-any.pkg.tar.zst") == "foo-1:2-3-any.pkg.tar.zst"
-    assert parse_package_filename("foo-bar-1:2-3-any.pkg.tar.zst").pkgname == "foo-bar"
+    info = parse_pkginfo(b"pkgname = good\npkgver = 1-1\narch = any\n")
+    with pytest.raises(PackageContentError, match="arch any"):
+        check_matches_filename(info, parse_package_filename("good-1-1-x86_64.pkg.tar.zst"))
+    with pytest.raises(PackageContentError):
+        check_matches_filename(info, parse_package_filename("good-1:1-1-any.pkg.tar.zst"))  # epoch matters
+    check_matches_filename(info, parse_package_filename("good-1-1-any.pkg.tar.zst"))
 
 
 @settings(max_examples=200, deadline=None)
@@ -102,6 +226,21 @@ def test_fuzz_reader(data: bytes, comp: str) -> None:
         r.finish()
     except TorfetchError:
         pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([".BUILDINFO", ".MTREE", ".PKGINFO", "./.PKGINFO", "usr/" + "n" * 120]),
+                          st.binary(max_size=700), st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])),
+                max_size=5), st.integers(min_value=1, max_value=700))
+def test_fuzz_structured_tars(members, step: int) -> None:
+    data = tar(*(member(n, b, fmt=f) for n, b, f in members))
+    r = read(data, step=step)
+    try:
+        info = r.finish()
+    except TorfetchError:
+        return
+    first = next(b for n, b, f in members if n == ".PKGINFO")
+    assert info == parse_pkginfo(first)
 
 
 @settings(max_examples=100, deadline=None)

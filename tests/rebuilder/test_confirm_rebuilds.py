@@ -65,8 +65,8 @@ async def test_two_of_three_with_slow_and_lying(servers) -> None:
     # without the pin the liar counts, as in pacman-bintrans; the slow one is not waited for
     out = await ask([RebuilderSpec(honest.url), RebuilderSpec(slow.url), RebuilderSpec(liar.url)], 2, timeout=20)
     assert out.confirmed == 2
-    assert slow.requests and not slow.finished, "waited for the slow rebuilder although 2 had confirmed"
-    assert any("not waited for" in a.detail for a in out.answers)
+    assert not slow.finished, "waited for the slow rebuilder although 2 had confirmed"
+    assert [a.detail for a in out.answers if a.rebuilder == slow.url] == ["not waited for (enough confirms)"]
 
 
 async def test_asked_concurrently_structurally(servers) -> None:
@@ -77,9 +77,6 @@ async def test_asked_concurrently_structurally(servers) -> None:
     out = await ask([RebuilderSpec(s.url) for s in srvs], 3)
     assert out.confirmed == 3
     assert probe.max_in_flight == 3, "the rebuilders were not all asked at the same time"
-    starts = [s.started[0] for s in srvs]
-    ends = [s.finished[0] for s in srvs]
-    assert max(starts) < min(ends)
 
 
 async def test_wrong_version_name_malformed_huge_all_fail(servers) -> None:
@@ -183,7 +180,7 @@ async def test_counts_once_per_rebuilder(servers) -> None:
     good(s)  # the same package listed twice
     with pytest.raises(RebuilderError, match="only 1 distinct rebuilder"):
         await ask([RebuilderSpec(s.url), RebuilderSpec(s.url.upper().replace("HTTP", "http"))], 2)
-    with pytest.raises(RebuilderError, match="only 1 of 2"):
+    with pytest.raises(RebuilderError, match="only [01] of 2"):  # [0]: t said no first: hopeless at once
         t = servers()
         await ask([RebuilderSpec(s.url), RebuilderSpec(t.url)], 2)
 
@@ -215,3 +212,29 @@ async def test_one_report_line_per_rebuilder(servers) -> None:
     per = [ln for ln in ask.lines if ln.startswith("rebuilder ")]
     assert 1 <= len(per) <= 2
     assert all(ln.endswith(("— counted", "— not counted")) for ln in per)
+
+
+def test_server_runs_from_the_command_line(tmp_path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.pkgbuild import build_package
+
+    pkg = build_package(tmp_path, "hello", "1:1.0-1")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.servers.rebuilderd", "--port", "0", "--prefix", "rebuild",
+                             "--package", str(pkg), "--key-file", str(tmp_path / "k.pem")],
+                            stdout=subprocess.PIPE, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    try:
+        url, key = proc.stdout.readline().split()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/rebuild/") and len(key) == 64
+        q = "api/v1/packages/binary?distribution=archlinux&name=hello&version=1%3A1.0-1"
+        with urllib.request.urlopen(url + q, timeout=10) as r:
+            rec = json.load(r)["records"][0]
+        assert (rec["name"], rec["version"], rec["status"]) == ("hello", "1:1.0-1", "GOOD")
+        assert "BEGIN PUBLIC KEY" in (tmp_path / "k.pem").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

@@ -7,7 +7,7 @@ same non-standard SPKI PEM at /api/v1/meta/public-keys. Switches
 (``server.behaviour``) make it slow, wrong, malformed, huge, lying or BAD.
 Listens on 127.0.0.1 only, in a thread (stdlib ThreadingHTTPServer).
 
-    with RebuilderdServer(prefix="rebuild") as srv:      # or: url = srv.start() ... srv.stop()
+    with RebuilderdServer(prefix="rebuild") as srv:      # or: srv.start() ... srv.stop()
         srv.add(Pkg("hello", "1.0-1", sha256=..., filename="hello-1.0-1-x86_64.pkg.tar.zst"))
         srv.behaviour.slow_seconds = 1
         ... srv.url, srv.pinned_key_hex, srv.requests, srv.max_in_flight ...
@@ -33,6 +33,8 @@ from pathlib import Path
 import zstandard
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.servers.base import Serving, make_httpd
 
 
 def _cjson(obj: object) -> bytes:
@@ -99,7 +101,7 @@ class Probe:
             self.in_flight -= 1
 
 
-class RebuilderdServer:
+class RebuilderdServer(Serving):
     def __init__(self, *, prefix: str = "", host: str = "127.0.0.1", port: int = 0, probe: Probe | None = None) -> None:
         if host not in ("127.0.0.1", "localhost"):
             raise ValueError("the test rebuilder listens on 127.0.0.1 only")
@@ -118,30 +120,12 @@ class RebuilderdServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._lie_about = Pkg("nothing", "0-0")
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass
-
-        self._httpd = Server(("127.0.0.1", port), Handler)
-        self._thread: threading.Thread | None = None
+        self._httpd = make_httpd("127.0.0.1", port, self._on_request)
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}/"
+        """The base URL a client is given (with the prefix, ending in /)."""
+        return f"{self.base_url}{self.prefix}/"
 
     @property
     def pinned_key_hex(self) -> str:
@@ -155,25 +139,9 @@ class RebuilderdServer:
         self.pkgs.append(pkg)
         return pkg
 
-    def start(self) -> str:
-        """Serve in a daemon thread; returns the base URL (with the prefix, ending in /)."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self.url
-
     def stop(self) -> None:
         self._stopping.set()  # wakes slow handlers
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "RebuilderdServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- responses ---------------------------------------------------------------------
 
@@ -238,6 +206,11 @@ class RebuilderdServer:
                 h.wfile.write(body)
         except OSError:
             pass
+
+    def _on_request(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        if method != "GET":
+            return self._send(h, 405, b'{"error":"method not allowed"}')
+        self._handle(h)
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler) -> None:
         self.probe.enter()
