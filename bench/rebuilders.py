@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.servers.rebuilderd import Pkg, RebuilderdServer  # noqa: E402
 from torfetch.config import Limits, Timeouts  # noqa: E402
 from torfetch.net.http import Network  # noqa: E402
-from torfetch.net.rebuilders import confirm_rebuilds, endpoint  # noqa: E402
-from torfetch.verify.rebuilder import RebuilderSpec  # noqa: E402
+from torfetch.net.rebuilders import confirm_rebuilds  # noqa: E402
+from torfetch.verify.rebuilder import RebuilderSpec, endpoint  # noqa: E402
 
 SHA = "ab" * 32
 

@@ -25,11 +25,16 @@ from .errors import (
 )
 from .net.http import Network
 from .net.isolation import IsolationPolicy
+from .net.rebuilders import confirm_rebuilds
+from .net.rekor import LogConfig, prove_in_log
+from .net.tor import tor_context
 from .pacman.filename import filename_from_url, needs_proof, parse_package_filename
+from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
 from .verify import minisign
-from .verify.transparency import SignatureCheck, check_transparency_signature
+from .verify.rebuilder import RebuilderSpec
+from .verify.transparency import check_transparency_signature
 
 
 @dataclass
@@ -112,12 +117,10 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
         except TorfetchError as exc:
             raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
     _validate_rebuilder_options(opts)
-    if proof:
-        log_config(opts)  # a bad --log-key is a usage error before any network work
+    # a bad --log-key is a usage error before any network work
+    log = LogConfig.from_options(opts) if proof else None
     if opts.bypass_proxy_for_pkgs and not opts.proxy and not opts.tor_launch:
         raise ConfigError("--bypass-proxy-for-pkgs needs --proxy: lookups must still go through Tor")
-
-    from .net.tor import tor_context
 
     result = FetchResult(url=opts.url, filename=filename)
     # (2) Tor: bootstrap check / private tor / circuit audit, where configured.
@@ -141,8 +144,8 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
         async with net:
             try:
                 if proof:
-                    assert pubkey is not None
-                    await _fetch_verified(opts, report, net, filename, pubkey, result, before_commit)
+                    assert pubkey is not None and log is not None
+                    await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit)
                 else:
                     await _fetch_plain(opts, report, net, filename, result, before_commit)
             except BaseExceptionGroup as eg:
@@ -165,11 +168,9 @@ async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: 
 
 
 async def _fetch_verified(
-    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, result: FetchResult,
-    before_commit,
+    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, log: LogConfig,
+    result: FetchResult, before_commit,
 ) -> None:
-    from .pacman.pkginfo import PkgInfoReader, check_matches_filename
-
     parsed = parse_package_filename(filename)
     scope = filename  # isolation scope with --isolate package
     sha_future = _Future()
@@ -224,14 +225,16 @@ async def _fetch_verified(
             )
             result.checks.append("signature")
             # (5) The signature must be in the transparency log.
-            await _prove_in_log(opts, report, net, check, sig_bytes, pubkey, scope)
+            await prove_in_log(
+                net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
+                artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
+                limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=filename, report=report.passed,
+            )
             result.checks.append("log")
 
         async def rebuilders() -> None:
-            from .net.rebuilders import confirm_rebuilds
-            from .verify.rebuilder import RebuilderSpec
-
-            specs = _rebuilder_specs(opts, RebuilderSpec)
+            keys = dict(opts.rebuilder_keys)
+            specs = [RebuilderSpec(url, keys.get(url)) for url in opts.rebuilders]
             await confirm_rebuilds(
                 net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
                 get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
@@ -265,53 +268,3 @@ def _validate_rebuilder_options(opts: Options) -> None:
         raise ConfigError(
             f"--required-rebuild-confirms {opts.required_rebuild_confirms} but only {len(opts.rebuilders)} --rebuilder given"
         )
-
-
-def _rebuilder_specs(opts: Options, spec_cls: type) -> list:
-    keys = dict(opts.rebuilder_keys)
-    return [spec_cls(url, keys.get(url)) for url in opts.rebuilders]
-
-
-DEFAULT_LOG_URL = "https://rekor.sigstore.dev"
-
-
-def log_config(opts: Options) -> "LogConfig":
-    """--log-url/--log-key/--state-dir/--no-upload → LogConfig; the public-good key ships for the default URL."""
-    from importlib import resources
-
-    from .net.rekor import LogConfig
-    from .store.logstate import LogStateStore, default_state_dir
-    from .verify.checkpoint import LogKey
-
-    url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
-    if opts.log_key:
-        text = opts.log_key
-        if "BEGIN PUBLIC KEY" not in text:
-            try:
-                with open(text, "rb") as f:
-                    pem = f.read(16384)
-            except OSError as exc:
-                raise ConfigError(f"cannot read --log-key {text}: {exc.strerror}") from exc
-        else:
-            pem = text.encode()
-    elif url == DEFAULT_LOG_URL:
-        pem = resources.files("torfetch").joinpath("data/rekor.sigstore.dev.pem").read_bytes()
-    else:
-        raise ConfigError(f"--log-url {url} needs --log-key (the log's public key, PEM)")
-    key = LogKey.from_pem(pem)
-    store = LogStateStore(opts.state_dir or default_state_dir())
-    return LogConfig(url=url, key=key, store=store, upload=not opts.no_upload)
-
-
-async def _prove_in_log(
-    opts: Options, report: Reporter, net: Network, check: SignatureCheck, sig_bytes: bytes,
-    pubkey: minisign.PublicKey, scope: str,
-) -> None:
-    from .net.rekor import prove_in_log
-
-    await prove_in_log(
-        net, log_config(opts),
-        signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
-        artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
-        limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=check.filename, report=report.passed,
-    )

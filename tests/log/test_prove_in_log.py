@@ -93,25 +93,27 @@ async def test_growth_is_proven_consistent(log: RekorServer, tmp_path: Path) -> 
     assert list(LogStateStore(tmp_path).all_heads().values())[0].size == len(log.bodies)
 
 
-async def test_lagging_replica_is_accepted_and_larger_head_kept(log: RekorServer, tmp_path: Path) -> None:
-    s = make_signed()
+async def _remember_then_show_older(log: RekorServer, tmp_path: Path, s: Signed) -> int:
+    """Remember a grown tree, then make the log present an older prefix that still holds the entry."""
     await prove(log, tmp_path, s)
     log.add_filler(10)
     await prove(log, tmp_path, s, upload=False)
     big = len(log.bodies)
-    log.lie.present_size = big - 5  # an older (but true) view that still contains our entry
-    log.lie.proofs_from_full_tree = True
+    log.lie.present_size = big - 5
+    return big
+
+
+async def test_lagging_replica_is_accepted_and_larger_head_kept(log: RekorServer, tmp_path: Path) -> None:
+    s = make_signed()
+    big = await _remember_then_show_older(log, tmp_path, s)
+    log.lie.proofs_from_full_tree = True  # an older (but true) view: it can prove its newer tree
     await prove(log, tmp_path, s, upload=False)
     assert list(LogStateStore(tmp_path).all_heads().values())[0].size == big
 
 
 async def test_rolled_back_log_that_cannot_prove_its_past_fails(log: RekorServer, tmp_path: Path) -> None:
     s = make_signed()
-    await prove(log, tmp_path, s)
-    log.add_filler(10)
-    await prove(log, tmp_path, s, upload=False)
-    big = len(log.bodies)
-    log.lie.present_size = big - 5  # rolled back: denies the tree it showed before
+    big = await _remember_then_show_older(log, tmp_path, s)  # rolled back: denies the tree it showed before
     with pytest.raises(TransparencyLogError, match="consistency proof from size"):
         await prove(log, tmp_path, s, upload=False)
     assert list(LogStateStore(tmp_path).all_heads().values())[0].size == big

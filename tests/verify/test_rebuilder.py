@@ -184,7 +184,7 @@ def test_parse_rebuilder_key(tmp_path) -> None:
     k = Ed25519PrivateKey.generate()
     pem = rebuilderd_pem(k)
     raw = parse_pinned_key(pem)
-    assert parse_rebuilder_key(f"https://Wolfpit.net/rebuild={raw.hex()}") == ("https://wolfpit.net/rebuild/", raw.hex())
+    assert parse_rebuilder_key(f"https://Wolfpit.test/rebuild={raw.hex()}") == ("https://wolfpit.test/rebuild/", raw.hex())
     b64 = "".join(pem.splitlines()[1:-1])
     assert b64.endswith("=")
     assert parse_rebuilder_key(f"http://127.0.0.1:8484/={b64}") == ("http://127.0.0.1:8484/", raw.hex())
@@ -197,9 +197,9 @@ def test_parse_rebuilder_key(tmp_path) -> None:
 
 
 def test_base_url_keeps_its_path() -> None:
-    assert normalise_rebuilder_url("HTTPS://Wolfpit.NET/rebuild") == "https://wolfpit.net/rebuild/"
-    assert endpoint("https://wolfpit.net/rebuild/", "api/v0/pkgs/list", {"distro": "archlinux", "name": "a+b"}) == (
-        "https://wolfpit.net/rebuild/api/v0/pkgs/list?distro=archlinux&name=a%2Bb")
+    assert normalise_rebuilder_url("HTTPS://Wolfpit.TEST/rebuild") == "https://wolfpit.test/rebuild/"
+    assert endpoint("https://wolfpit.test/rebuild/", "api/v0/pkgs/list", {"distro": "archlinux", "name": "a+b"}) == (
+        "https://wolfpit.test/rebuild/api/v0/pkgs/list?distro=archlinux&name=a%2Bb")
     assert endpoint("https://r.test", "/api/v1/meta/public-keys") == "https://r.test/api/v1/meta/public-keys"
 
 

@@ -37,27 +37,12 @@ def main(argv: list[str]) -> int:
         return exc.exit_code
 
 
-def _load_key(text: str | None):
-    from importlib import resources
-
-    from ..verify.checkpoint import LogKey
-
-    if text is None:
-        pem = resources.files("torfetch").joinpath("data/rekor.sigstore.dev.pem").read_bytes()
-    elif "BEGIN PUBLIC KEY" in text:
-        pem = text.encode()
-    else:
-        try:
-            pem = Path(text).read_bytes()[:16384]
-        except OSError as exc:
-            raise ConfigError(f"cannot read --log-key {text}: {exc.strerror}") from exc
-    return LogKey.from_pem(pem)
-
-
 def _verify_entry(ns: argparse.Namespace) -> int:
     from ..verify.rekor import MAX_ENTRY_BYTES, verify_log_entry
 
-    key = _load_key(ns.log_key)
+    from ..net.rekor import load_log_key
+
+    key = load_log_key(ns.log_key)
     try:
         with open(ns.file, "rb") as f:
             data = f.read(MAX_ENTRY_BYTES + 1)

@@ -113,9 +113,6 @@ class Network:
     def uses_proxy(self, purpose: str) -> bool:
         return self.proxy is not None and purpose not in self.direct_purposes
 
-    def socks_credentials(self, purpose: str, url: str, package: str = "") -> tuple[str, str]:
-        return self.isolation.credentials(self.isolation.key(purpose, host_of(url), package))
-
     def _client(self, purpose: str, url: str, package: str) -> httpx.AsyncClient:
         direct = not self.uses_proxy(purpose)
         key = self.isolation.key(purpose, host_of(url), package)

@@ -11,20 +11,37 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import trio
 
-from ..config import Limits, Timeouts
-from ..errors import EntryNotFoundError, HTTPStatusError, MalformedInputError, StateError, TransparencyLogError
-from ..store.logstate import LogStateStore
+from ..config import Limits, Options, Timeouts
+from ..errors import ConfigError, EntryNotFoundError, HTTPStatusError, StateError, TransparencyLogError
+from ..store.logstate import LogStateStore, default_state_dir
 from ..verify import merkle
 from ..verify.checkpoint import LogKey
-from ..verify.jsondoc import expect_dict, expect_field, loads_limited
 from ..verify.logstate import ConsistencyNeeded, TreeHead, apply_consistency, check_against_remembered
-from ..verify.rekor import VerifiedEntry, rekord_body, upload_request, verify_log_entry
+from ..verify.rekor import VerifiedEntry, parse_consistency_proof, rekord_body, upload_request, verify_log_entry
 from .http import Network
 
 LOCK_RETRIES = 600  # × 50 ms = 30 s waiting for another torfetch's state write
+DEFAULT_LOG_URL = "https://rekor.sigstore.dev"
+MAX_KEY_FILE_BYTES = 16384
+
+
+def load_log_key(text: str | None) -> LogKey:
+    """A PEM given inline or as a file path; ``None`` is the shipped public-good key."""
+    if text is None:
+        pem = resources.files("torfetch").joinpath("data/rekor.sigstore.dev.pem").read_bytes()
+    elif "BEGIN PUBLIC KEY" in text:
+        pem = text.encode()
+    else:
+        try:
+            with open(text, "rb") as f:
+                pem = f.read(MAX_KEY_FILE_BYTES)
+        except OSError as exc:
+            raise ConfigError(f"cannot read --log-key {text}: {exc.strerror}") from exc
+    return LogKey.from_pem(pem)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,15 @@ class LogConfig:
     key: LogKey
     store: LogStateStore
     upload: bool = True
+
+    @classmethod
+    def from_options(cls, opts: Options) -> "LogConfig":
+        """--log-url/--log-key/--state-dir/--no-upload; the public-good key ships for the default URL."""
+        url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
+        if not opts.log_key and url != DEFAULT_LOG_URL:
+            raise ConfigError(f"--log-url {url} needs --log-key (the log's public key, PEM)")
+        return cls(url=url, key=load_log_key(opts.log_key), store=LogStateStore(opts.state_dir or default_state_dir()),
+                   upload=not opts.no_upload)
 
 
 def _api(base: str, path: str) -> str:
@@ -65,19 +91,7 @@ async def _consistency_proof(net: Network, cfg: LogConfig, needed: ConsistencyNe
             f"the log did not give a consistency proof from size {needed.old.size} to {needed.new.size} (HTTP {r.status})",
             hint="a log that cannot prove its history consistent may be presenting a split view",
         )
-    doc = expect_dict(loads_limited(r.body, max_bytes=limits.rekor_max_bytes, what="consistency proof"), "consistency proof")
-    hashes = expect_field(doc, "hashes", list, "consistency proof")
-    if len(hashes) > merkle.MAX_PROOF_HASHES:
-        raise MalformedInputError("consistency proof is too long")
-    out = []
-    for h in hashes:
-        if not isinstance(h, str) or len(h) != 64:
-            raise MalformedInputError("consistency proof: hash is not 64 hex digits")
-        try:
-            out.append(bytes.fromhex(h))
-        except ValueError as exc:
-            raise MalformedInputError("consistency proof: hash is not hex") from exc
-    return out
+    return parse_consistency_proof(r.body, max_bytes=limits.rekor_max_bytes)
 
 
 async def _with_lock(store: LogStateStore, fn: Callable):

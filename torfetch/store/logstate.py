@@ -18,6 +18,7 @@ from typing import Iterator
 
 from ..errors import StateError
 from ..verify.logstate import TreeHead
+from .output import fsync_directory
 
 STATE_FILE = "log-heads.json"
 LOCK_FILE = "log-heads.lock"
@@ -78,11 +79,7 @@ class LogStateStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
-            dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_directory(self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

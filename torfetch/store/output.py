@@ -48,6 +48,15 @@ def remove_leftovers(output: Path) -> None:
         pass
 
 
+def fsync_directory(directory: Path | str) -> None:
+    """Make a rename inside ``directory`` durable (the directory entry itself)."""
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def _unlink_quietly(path: Path | str) -> None:
     try:
         os.unlink(path)
@@ -101,11 +110,7 @@ class AtomicOutput:
             self._fd = None
             os.chmod(self.temp_path, 0o644)
             os.replace(self.temp_path, self.output)
-            dfd = os.open(self.output.parent if str(self.output.parent) else ".", os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_directory(self.output.parent if str(self.output.parent) else ".")
         except OSError as exc:
             raise OutputError(f"cannot write {self.output}: {exc.strerror}") from exc
         self.committed = True

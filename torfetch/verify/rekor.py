@@ -97,6 +97,15 @@ def _hex(value: object, what: str, length: int | None = 32) -> bytes:
     return raw
 
 
+def parse_consistency_proof(data: bytes, *, max_bytes: int = MAX_ENTRY_BYTES) -> list[bytes]:
+    """``{"rootHash": hex, "hashes": [hex, ...]}`` as GET /api/v1/log/proof returns it."""
+    doc = expect_dict(loads_limited(data, max_bytes=max_bytes, what="consistency proof"), "consistency proof")
+    hashes = expect_field(doc, "hashes", list, "consistency proof")
+    if len(hashes) > merkle.MAX_PROOF_HASHES:
+        raise MalformedInputError("consistency proof is too long")
+    return [_hex(h, "consistency proof hash") for h in hashes]
+
+
 def parse_entry_response(data: bytes) -> tuple[str, dict]:
     """``{"<uuid>": {...}}`` as GET /api/v1/log/entries/<uuid> returns it (a list of one is tolerated)."""
     doc = loads_limited(data, max_bytes=MAX_ENTRY_BYTES, what="log entry")
