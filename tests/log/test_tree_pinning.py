@@ -180,3 +180,28 @@ async def test_new_tree_under_another_name_is_refused(log: RekorServer, tmp_path
     log.origin_host = "evil.test"  # the new tree (and the log info) speak under another name
     with pytest.raises(CheckpointError, match="pinned"):
         await prove(log, tmp_path, make_signed(), upload=True)
+
+
+def test_origin_name_pinned_with_the_shipped_key_not_the_url(tmp_path: Path) -> None:
+    from torfetch.config import Options
+
+    default = LogConfig.from_options(Options(url="http://x.test/a", output=tmp_path / "o", state_dir=tmp_path))
+    assert default.origin_name == "rekor.sigstore.dev"
+    pem = (tmp_path / "k.pem")
+    with RekorServer(inactive_shard_size=0) as srv:
+        pem.write_bytes(srv.public_key_pem)
+    onion = LogConfig.from_options(Options(url="http://x.test/a", output=tmp_path / "o", state_dir=tmp_path,
+                                           log_url="http://rekorexample.onion", log_key=str(pem)))
+    assert onion.origin_name is None  # unpinned: the first checkpoint seen names it, never the URL
+    named = LogConfig.from_options(Options(url="http://x.test/a", output=tmp_path / "o", state_dir=tmp_path,
+                                           log_url="http://rekorexample.onion", log_key=str(pem), log_origin="log.test"))
+    assert named.origin_name == "log.test"
+
+
+@pytest.mark.parametrize("bad", ["", "rekor.test - 1", "a\x1bb"])
+def test_log_origin_must_be_a_name(tmp_path: Path, bad: str) -> None:
+    from torfetch.config import Options
+    from torfetch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--log-origin"):
+        LogConfig.from_options(Options(url="http://x.test/a", output=tmp_path / "o", state_dir=tmp_path, log_origin=bad))

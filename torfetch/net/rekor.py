@@ -29,7 +29,6 @@ from .http import Network
 LOCK_RETRIES = 600  # × 50 ms = 30 s waiting for another torfetch's state write
 DEFAULT_LOG_URL = "https://rekor.sigstore.dev"
 MAX_KEY_FILE_BYTES = 16384
-MAX_HISTORY_STEPS = 2 * 64 + 4  # one log info, then at most one proof per remembered tree and the entry's
 # the origin name shipped with a log key (by logID): checkpoints must be "<name> - <tree id>"
 KNOWN_ORIGINS = {"c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d": "rekor.sigstore.dev"}
 
@@ -142,7 +141,8 @@ async def check_history(net: Network, cfg: LogConfig, entry: VerifiedEntry, *, l
     for _ in range(5):
         remembered = await _with_lock(cfg.store, lambda st: st.get(log_id))
         check = HistoryCheck(remembered, seen, pinned_name=cfg.origin_name, log=cfg.url)
-        for _ in range(MAX_HISTORY_STEPS):
+        # one log info, then at most one proof per remembered tree and one for the entry's tree
+        for _ in range(len(remembered.trees) + 3):
             step = check.next_step()
             if isinstance(step, Trusted):
                 break
