@@ -83,6 +83,9 @@ def _flip_hex(s: str) -> str:
         ("body", lambda e: e.__setitem__("body", base64.b64encode(base64.b64decode(e["body"]) + b" ").decode()),
          TransparencyLogError),
         ("missing field", lambda e: e.pop("verification"), MalformedInputError),
+        ("spaced hex", lambda e: e["verification"]["inclusionProof"].__setitem__(
+            "rootHash", " ".join(e["verification"]["inclusionProof"]["rootHash"][i:i + 2] for i in range(0, 64, 2))),
+         MalformedInputError),
         ("wrong type", lambda e: e.__setitem__("logIndex", "79605083"), MalformedInputError),
     ],
 )
