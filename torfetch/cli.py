@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = p.add_argument_group("transparency log")
     lg.add_argument("--log-url", default=None, help="Rekor v1 log (default https://rekor.sigstore.dev)")
     lg.add_argument("--log-key", default=None, help="the log's public key (PEM text or file); required for a non-default --log-url")
+    lg.add_argument("--log-origin", default=None, metavar="NAME", help="the log's origin name in its checkpoints (default: rekor.sigstore.dev for its key, else the first name this machine saw)")
     lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch as root, else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
     t = p.add_argument_group("Tor")
@@ -114,7 +115,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         url=ns.url, output=ns.output, verbose=ns.verbose, transparency_url=ns.transparency_url, pubkey=pubkey,
         proxy=ns.proxy, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs, rebuilders=rebuilders,
         required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
-        fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=ns.log_key, state_dir=ns.state_dir,
+        fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=ns.log_key, log_origin=ns.log_origin, state_dir=ns.state_dir,
         no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch", tor_config=ns.tor_config,
         audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
     )

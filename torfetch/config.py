@@ -51,6 +51,7 @@ class Options:
     fail_on_bad: bool = False
     log_url: str | None = None
     log_key: str | None = None
+    log_origin: str | None = None  # the log's pinned origin name (checkpoints: '<name> - <tree id>')
     state_dir: Path | None = None
     no_upload: bool = False
     no_log: bool = False

@@ -42,13 +42,41 @@ def test_verify_with_other_key_fails(tmp_path: Path) -> None:
     assert r.returncode == 1 and "pinned key" in r.stderr
 
 
-def test_status_lists_heads(tmp_path: Path) -> None:
+def test_status_lists_trees(tmp_path: Path) -> None:
     r = run("status", "--state-dir", str(tmp_path))
     assert r.returncode == 0 and "no log tree heads" in r.stdout
     from torfetch.store.logstate import LogStateStore
-    from torfetch.verify.logstate import TreeHead
+    from torfetch.verify.logstate import LogState, TreeHead, TreeRecord
 
     with LogStateStore(tmp_path).locked() as st:
-        st.put("ab" * 32, "42", TreeHead(7, b"\x11" * 32), "rekor.test - 42")
+        st.put("ab" * 32, LogState("rekor.test", {42: TreeRecord(TreeHead(7, b"\x11" * 32), frozen=True),
+                                                  43: TreeRecord(TreeHead(2, b"\x22" * 32))}))
     r = run("status", "--state-dir", str(tmp_path))
-    assert "tree 42: size 7 root " + "11" * 32 in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "origin 'rekor.test'" in r.stdout
+    assert "tree 42 frozen at size 7 root " + "11" * 32 in r.stdout
+    assert "tree 43 at size 2 root " + "22" * 32 in r.stdout
+
+
+def test_status_reads_a_version_1_file(tmp_path: Path) -> None:
+    (tmp_path / "log-heads.json").write_text(json.dumps({"version": 1, "heads": {
+        "ab" * 32 + "/42": {"size": 7, "root": "11" * 32, "origin": "rekor.test - 42"}}}))
+    r = run("status", "--state-dir", str(tmp_path))
+    assert r.returncode == 0 and "tree 42 at size 7" in r.stdout and "'rekor.test'" in r.stdout
+
+
+def test_status_never_prints_state_text_raw(tmp_path: Path) -> None:
+    evil = "\x1b]0;owned\x07\x1b[2J"
+    (tmp_path / "log-heads.json").write_text(json.dumps({"version": 2, "logs": {"ab" * 32: {
+        "origin": "rekor.test", "trees": {evil: {"size": 1, "root": "00" * 32, "frozen": False}}}}}))
+    r = run("status", "--state-dir", str(tmp_path))
+    assert r.returncode == 1
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "corrupt" in r.stderr and "\\x1b" in r.stderr
+
+
+def test_status_on_deeply_nested_state_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / "log-heads.json").write_bytes(b'{"version": 2, "logs": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    r = run("status", "--state-dir", str(tmp_path))
+    assert r.returncode == 1 and "RecursionError" not in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "state" in r.stderr and "corrupt" in r.stderr

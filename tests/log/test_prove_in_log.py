@@ -61,13 +61,19 @@ async def prove(server: RekorServer, state: Path, signed: Signed, *, upload: boo
     return entry, lines
 
 
+def remembered(server: RekorServer, state: Path) -> dict:
+    """tree id -> TreeRecord, as this machine remembers the server's log."""
+    return LogStateStore(state).all_logs()[server.log_id].trees
+
+
 async def test_upload_then_prove_and_remember(log: RekorServer, tmp_path: Path) -> None:
     s = make_signed()
     entry, lines = await prove(log, tmp_path, s)
     assert entry.log_index == log.offset + entry.shard_index != entry.shard_index
     assert ("POST", "/api/v1/log/entries") in log.requests
-    heads = LogStateStore(tmp_path).all_heads()
-    assert [h.size for h in heads.values()] == [len(log.bodies)]
+    trees = remembered(log, tmp_path)
+    assert {t: r.head.size for t, r in trees.items()} == {log.tree_id: len(log.bodies)}
+    assert LogStateStore(tmp_path).all_logs()[log.log_id].origin_name == "rekor.test"
     assert any("first view" in ln for ln in lines)
 
 
@@ -90,7 +96,7 @@ async def test_growth_is_proven_consistent(log: RekorServer, tmp_path: Path) -> 
     _, lines = await prove(log, tmp_path, s, upload=False)
     assert any("consistent" in ln for ln in lines)
     assert any(p == "/api/v1/log/proof" for _, p in log.requests)
-    assert list(LogStateStore(tmp_path).all_heads().values())[0].size == len(log.bodies)
+    assert remembered(log, tmp_path)[log.tree_id].head.size == len(log.bodies)
 
 
 async def _remember_then_show_older(log: RekorServer, tmp_path: Path, s: Signed) -> int:
@@ -108,7 +114,7 @@ async def test_lagging_replica_is_accepted_and_larger_head_kept(log: RekorServer
     big = await _remember_then_show_older(log, tmp_path, s)
     log.lie.proofs_from_full_tree = True  # an older (but true) view: it can prove its newer tree
     await prove(log, tmp_path, s, upload=False)
-    assert list(LogStateStore(tmp_path).all_heads().values())[0].size == big
+    assert remembered(log, tmp_path)[log.tree_id].head.size == big
 
 
 async def test_rolled_back_log_that_cannot_prove_its_past_fails(log: RekorServer, tmp_path: Path) -> None:
@@ -116,7 +122,7 @@ async def test_rolled_back_log_that_cannot_prove_its_past_fails(log: RekorServer
     big = await _remember_then_show_older(log, tmp_path, s)  # rolled back: denies the tree it showed before
     with pytest.raises(TransparencyLogError, match="consistency proof from size"):
         await prove(log, tmp_path, s, upload=False)
-    assert list(LogStateStore(tmp_path).all_heads().values())[0].size == big
+    assert remembered(log, tmp_path)[log.tree_id].head.size == big
 
 
 async def test_fork_same_size_is_split_view(log: RekorServer, tmp_path: Path) -> None:
@@ -131,12 +137,12 @@ async def test_fork_same_size_is_split_view(log: RekorServer, tmp_path: Path) ->
 async def test_fork_after_growth_is_split_view(log: RekorServer, tmp_path: Path) -> None:
     s = make_signed()
     await prove(log, tmp_path, s)
-    before = LogStateStore(tmp_path).all_heads()
+    before = LogStateStore(tmp_path).all_logs()
     log.add_filler(9)
     log.lie.forked = True
     with pytest.raises(SplitViewError):
         await prove(log, tmp_path, s, upload=False)
-    assert LogStateStore(tmp_path).all_heads() == before  # the trusted head survives
+    assert LogStateStore(tmp_path).all_logs() == before  # the trusted head survives
 
 
 async def test_bad_consistency_proof(log: RekorServer, tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """A local Rekor v1 API server with real formats and real cryptography (tests and demo only).
 
-RFC 6962 tree over canonical rekord bodies, ECDSA P-256 signed checkpoints
-(signed notes), signed entry timestamps, consistency proofs, and a sharded
-layout (an inactive shard before the active one) so the global logIndex
-differs from the inclusion proof's shard-local index. Uploads are checked the
-way Rekor checks them (the minisign signature over the artifact, legacy or
+RFC 6962 trees over canonical rekord bodies, ECDSA P-256 signed checkpoints
+(signed notes, origin ``<name> - <tree id>``), signed entry timestamps,
+consistency proofs per tree, and shards as Rekor has them: frozen (inactive)
+trees before the active one, so the global logIndex differs from the inclusion
+proof's shard-local index, ``GET /api/v1/log`` lists ``inactiveShards``, and
+``rotate()`` freezes the active tree and starts a new one. Uploads are checked
+the way Rekor checks them (the minisign signature over the artifact, legacy or
 prehashed). Switches make it lie in the ways a log could.
 """
 
@@ -54,6 +56,19 @@ class Misbehaviour:
     refuse_uploads: bool = False
     accept_uploads_without_storing: bool = False  # says 201, never stores: a lying upload
     extra_checkpoint_lines: list[str] = field(default_factory=list)
+    present_tree_id: int | None = None  # show the active tree's entries under another tree id (a fork's new "shard")
+    origin: str | None = None  # checkpoint origin instead of "<name> - <tree id>"
+    hide_inactive: bool = False  # GET /api/v1/log lists no inactive shards
+    frozen_forked: bool = False  # frozen trees' final heads (and their proofs) over a different history
+    upload_into: int | None = None  # append uploads to this (possibly frozen) tree
+
+
+@dataclass
+class Shard:
+    tree_id: int
+    bodies: list[bytes]
+    times: list[int]
+    final_size: int | None = None  # set when frozen
 
 
 class RekorServer(Serving):
@@ -62,17 +77,20 @@ class RekorServer(Serving):
                  origin_host: str = "rekor.test") -> None:
         self.key = key or ec.generate_private_key(ec.SECP256R1())
         self.log_id = hashlib.sha256(_der(self.key)).hexdigest()
-        self.tree_id = tree_id
-        self.offset = inactive_shard_size
-        self.origin = f"{origin_host} - {tree_id}"
-        self.bodies: list[bytes] = []
-        self.times: list[int] = []
+        self.origin_host = origin_host
         self.lie = Misbehaviour()
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._leaf_cache: dict[bytes, bytes] = {}
+        # a frozen shard first (real filler), so global and shard-local indexes differ
+        old = Shard(1, [], [])
+        for i in range(inactive_shard_size):
+            self._append(old, _canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"old-shard-filler": i}}))
+        old.final_size = len(old.bodies)
+        self.shards = [old, Shard(tree_id, [], [])]
         # some unrelated entries first, so proofs are not trivial
         for i in range(5):
-            self._append(_canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": i}}))
+            self._append(self.active, _canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": i}}))
         self._httpd = make_httpd(host, port, self._dispatch)
 
     # -- public helpers ------------------------------------------------------------
@@ -82,43 +100,107 @@ class RekorServer(Serving):
         return self.base_url
 
     @property
+    def active(self) -> Shard:
+        return self.shards[-1]
+
+    @property
+    def tree_id(self) -> int:
+        return self.active.tree_id
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return self.active.bodies
+
+    @property
+    def offset(self) -> int:
+        """Global index of the active tree's first entry."""
+        return self._offset(self.active)
+
+    @property
+    def origin(self) -> str:
+        return f"{self.origin_host} - {self.tree_id}"
+
+    @property
     def public_key_pem(self) -> bytes:
         return self.key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def add_filler(self, n: int) -> None:
+    def add_filler(self, n: int, shard: Shard | None = None) -> None:
         with self._lock:
+            sh = shard or self.active
             for _ in range(n):
-                self._append(_canon({"apiVersion": "0.0.1", "kind": "rekord", "spec": {"filler": len(self.bodies)}}))
+                self._append(sh, _canon({"apiVersion": "0.0.1", "kind": "rekord",
+                                         "spec": {"filler": len(sh.bodies), "tree": sh.tree_id}}))
 
-    # -- tree ----------------------------------------------------------------------------
+    def rotate(self, new_tree_id: int) -> Shard:
+        """Freeze the active tree at its current size and start an empty one, as a Rekor shard rotation does."""
+        with self._lock:
+            old = self.active
+            old.final_size = len(old.bodies)
+            self.shards.append(Shard(new_tree_id, [], []))
+            return old
 
-    def _append(self, body: bytes) -> int:
-        self.bodies.append(body)
-        self.times.append(int(time.time()))
-        return len(self.bodies) - 1
+    def shard(self, tree_id: int) -> Shard:
+        return next(s for s in self.shards if s.tree_id == tree_id)
 
-    def _leaves(self) -> list[bytes]:
-        leaves = [merkle.leaf_hash(b) for b in self.bodies]
-        if self.lie.forked and leaves:
-            leaves[0] = merkle.leaf_hash(b"a different history")
-        if self.lie.present_size is not None:
-            leaves = leaves[: self.lie.present_size]
+    # -- trees ---------------------------------------------------------------------------
+
+    def _append(self, shard: Shard, body: bytes) -> int:
+        shard.bodies.append(body)
+        shard.times.append(int(time.time()))
+        return len(shard.bodies) - 1
+
+    def _offset(self, shard: Shard) -> int:
+        total = 0
+        for s in self.shards:
+            if s is shard:
+                return total
+            total += s.final_size if s.final_size is not None else len(s.bodies)
+        raise KeyError(shard.tree_id)
+
+    def _leaf(self, body: bytes) -> bytes:
+        h = self._leaf_cache.get(body)
+        if h is None:
+            h = self._leaf_cache[body] = merkle.leaf_hash(body)
+        return h
+
+    def _leaves(self, shard: Shard | None = None, *, full: bool = False) -> list[bytes]:
+        """What the log presents of a tree (the active one by default), lies applied."""
+        shard = shard or self.active
+        leaves = [self._leaf(b) for b in shard.bodies]
+        if shard is self.active:
+            if self.lie.forked and leaves:
+                leaves[0] = merkle.leaf_hash(b"a different history")
+            if self.lie.present_size is not None and not full:
+                leaves = leaves[: self.lie.present_size]
+        elif self.lie.frozen_forked and leaves:
+            leaves[0] = merkle.leaf_hash(b"a different frozen history")
         return leaves
 
-    def _checkpoint(self, size: int, root: bytes) -> str:
-        cp = Checkpoint(self.origin, size, root, tuple(self.lie.extra_checkpoint_lines))
-        note = sign_checkpoint(cp, self.origin.split(" ")[0], self.lie.checkpoint_key or self.key)
+    def _final_leaves(self, shard: Shard) -> list[bytes]:
+        leaves = self._leaves(shard)
+        return leaves if shard.final_size is None else leaves[: shard.final_size]
+
+    def _shown_id(self, shard: Shard) -> int:
+        if shard is self.active and self.lie.present_tree_id is not None:
+            return self.lie.present_tree_id
+        return shard.tree_id
+
+    def _checkpoint(self, size: int, root: bytes, shard: Shard | None = None, *, tree_id: int | None = None) -> str:
+        origin = self.lie.origin or f"{self.origin_host} - {tree_id or self._shown_id(shard or self.active)}"
+        cp = Checkpoint(origin, size, root, tuple(self.lie.extra_checkpoint_lines))
+        note = sign_checkpoint(cp, self.origin_host, self.lie.checkpoint_key or self.key)
         # a witness's line from an unknown key: clients must tolerate it
         witness = ec.generate_private_key(ec.SECP256R1())
         other = sign_checkpoint(cp, "witness.test", witness).split("\n\n", 1)[1]
         return note + other
 
-    def _entry(self, idx: int) -> dict:
-        leaves = self._leaves()
+    def _entry(self, idx: int, shard: Shard | None = None) -> dict:
+        shard = shard or self.active
+        leaves = self._leaves(shard)
         size = len(leaves)
-        body = self.bodies[idx]
+        body = shard.bodies[idx]
         if self.lie.wrong_body:
-            body = self.bodies[(idx + 1) % len(self.bodies)]
+            body = shard.bodies[(idx + 1) % len(shard.bodies)]
         proof_idx = idx
         if self.lie.proof_for_other_entry:
             proof_idx = (idx + 1) % size
@@ -126,20 +208,31 @@ class RekorServer(Serving):
         root = merkle.root_of(leaves)
         body_b64 = base64.b64encode(body).decode()
         log_id = self.log_id if not self.lie.wrong_log_id else "00" * 32
-        global_index = self.offset + idx
-        set_payload = _canon({"body": body_b64, "integratedTime": self.times[idx], "logID": log_id, "logIndex": global_index})
+        global_index = self._offset(shard) + idx
+        set_payload = _canon({"body": body_b64, "integratedTime": shard.times[idx], "logID": log_id, "logIndex": global_index})
         sig = self.key.sign(set_payload, ec.ECDSA(hashes.SHA256()))
         if self.lie.bad_set:
             sig = self.key.sign(set_payload + b" ", ec.ECDSA(hashes.SHA256()))
-        uuid = f"{self.tree_id:016x}" + merkle.leaf_hash(self.bodies[idx]).hex()
+        uuid = f"{self._shown_id(shard):016x}" + self._leaf(shard.bodies[idx]).hex()
         return {uuid: {
-            "body": body_b64, "integratedTime": self.times[idx], "logID": log_id, "logIndex": global_index,
+            "body": body_b64, "integratedTime": shard.times[idx], "logID": log_id, "logIndex": global_index,
             "verification": {
                 "inclusionProof": {"logIndex": idx, "treeSize": size, "rootHash": root.hex(),
-                                   "hashes": [h.hex() for h in proof], "checkpoint": self._checkpoint(size, root)},
+                                   "hashes": [h.hex() for h in proof], "checkpoint": self._checkpoint(size, root, shard)},
                 "signedEntryTimestamp": base64.b64encode(sig).decode(),
             },
         }}
+
+    def _shard_info(self, shard: Shard) -> dict:
+        leaves = self._final_leaves(shard)
+        root = merkle.root_of(leaves)
+        return {"rootHash": root.hex(), "treeSize": len(leaves), "treeID": str(shard.tree_id),
+                "signedTreeHead": self._checkpoint(len(leaves), root, tree_id=shard.tree_id)}
+
+    def _log_info(self) -> dict:
+        info = self._shard_info(self.active)
+        info["inactiveShards"] = [] if self.lie.hide_inactive else [self._shard_info(s) for s in reversed(self.shards[:-1])]
+        return info
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -175,11 +268,7 @@ class RekorServer(Serving):
             if method == "GET" and path.startswith("/api/v1/log/entries/"):
                 return self._get_entry(h, path.rsplit("/", 1)[1].lower())
             if method == "GET" and path == "/api/v1/log":
-                leaves = self._leaves()
-                root = merkle.root_of(leaves)
-                return self._send(h, 200, {"rootHash": root.hex(), "treeSize": len(leaves), "treeID": str(self.tree_id),
-                                           "signedTreeHead": self._checkpoint(len(leaves), root),
-                                           "inactiveShards": [{"treeID": "1", "treeSize": self.offset}]})
+                return self._send(h, 200, self._log_info())
             if method == "GET" and path == "/api/v1/log/proof":
                 return self._proof(h, query)
             if method == "GET" and path == "/api/v1/log/publicKey":
@@ -190,21 +279,23 @@ class RekorServer(Serving):
         leaf_hex = ident[-64:]
         if len(ident) not in (64, 80):
             return self._send(h, 400, {"code": 400, "message": "bad uuid"})
-        for i, b in enumerate(self.bodies):
-            if merkle.leaf_hash(b).hex() == leaf_hex and i < len(self._leaves()):
-                return self._send(h, 200, self._entry(i))
+        for shard in reversed(self.shards):  # a 64-hex UUID is looked up in every shard, newest first
+            if len(ident) == 80 and int(ident[:16], 16) != self._shown_id(shard):
+                continue
+            presented = len(self._leaves(shard))
+            for i, b in enumerate(shard.bodies):
+                if i < presented and self._leaf(b).hex() == leaf_hex:
+                    return self._send(h, 200, self._entry(i, shard))
         return self._send(h, 404, {"code": 404, "message": "entry not found"})
 
     def _proof(self, h: http.server.BaseHTTPRequestHandler, q: dict[str, list[str]]) -> None:
         try:
             first, last = int(q["firstSize"][0]), int(q["lastSize"][0])
-        except (KeyError, ValueError):
-            return self._send(h, 400, {"code": 400, "message": "bad sizes"})
-        leaves = self._leaves()
-        if self.lie.proofs_from_full_tree:
-            saved, self.lie.present_size = self.lie.present_size, None
-            leaves = self._leaves()
-            self.lie.present_size = saved
+            tree_id = int(q["treeID"][0]) if "treeID" in q else self.tree_id
+            shard = next(s for s in self.shards if self._shown_id(s) == tree_id)
+        except (KeyError, ValueError, StopIteration):
+            return self._send(h, 400, {"code": 400, "message": "bad sizes or tree"})
+        leaves = self._leaves(shard, full=self.lie.proofs_from_full_tree)
         if first > last or last > len(leaves) or first < 1:
             return self._send(h, 400, {"code": 400, "message": "firstSize must be <= lastSize <= treeSize"})
         proof = merkle.consistency_proof(first, leaves[:last])
@@ -238,14 +329,17 @@ class RekorServer(Serving):
             "signature": {"content": base64.b64encode(b"untrusted comment:\n" + sig_line.strip()).decode(),
                           "format": "minisign", "publicKey": {"content": base64.b64encode(key_line).decode()}}}})
         leaf = merkle.leaf_hash(body).hex()
-        uuid = f"{self.tree_id:016x}" + leaf
-        if body in self.bodies:
-            return self._send(h, 409, {"code": 409, "message": f"an equivalent entry already exists in the transparency log with UUID {uuid}"},
-                              {"Location": f"/api/v1/log/entries/{uuid}"})
+        for shard in self.shards:
+            if body in shard.bodies:
+                uuid = f"{self._shown_id(shard):016x}" + leaf
+                return self._send(h, 409, {"code": 409, "message": f"an equivalent entry already exists in the transparency log with UUID {uuid}"},
+                                  {"Location": f"/api/v1/log/entries/{uuid}"})
+        shard = self.active if self.lie.upload_into is None else self.shard(self.lie.upload_into)
+        uuid = f"{self._shown_id(shard):016x}" + leaf
         if self.lie.accept_uploads_without_storing:
             return self._send(h, 201, {uuid: {"body": base64.b64encode(body).decode()}})
-        idx = self._append(body)
-        return self._send(h, 201, self._entry(idx), {"Location": f"/api/v1/log/entries/{uuid}"})
+        idx = self._append(shard, body)
+        return self._send(h, 201, self._entry(idx, shard), {"Location": f"/api/v1/log/entries/{uuid}"})
 
 
 def main() -> None:

@@ -49,20 +49,23 @@ def _verify_entry(ns: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read {ns.file}: {exc.strerror}") from exc
     entry = verify_log_entry(data, log_key=key)
-    print(f"OK: log index {entry.log_index} (shard index {entry.shard_index}, tree {entry.tree_id or '?'}, "
+    print(f"OK: log index {entry.log_index} (shard index {entry.shard_index}, tree {entry.tree}, "
           f"{entry.checkpoint.describe()}, integrated {entry.integrated_time})")
     return 0
 
 
 def _status(ns: argparse.Namespace) -> int:
     from ..store.logstate import LogStateStore, default_state_dir
+    from ..verify.checkpoint import safe_text
 
     store = LogStateStore(ns.state_dir or default_state_dir())
-    heads = store.all_heads()
-    if not heads:
-        print(f"no log tree heads remembered in {store.directory}")
+    logs = store.all_logs()
+    if not logs:
+        print(f"no log tree heads remembered in {safe_text(str(store.directory))}")
         return 0
-    for key, head in sorted(heads.items()):
-        log_id, _, tree = key.partition("/")
-        print(f"log {log_id[:16]}… tree {tree}: {head.describe()}")
+    # everything printed came from a file: quoted, so no control character or escape reaches the terminal raw
+    for log_id, state in sorted(logs.items()):
+        print(f"log {safe_text(log_id[:16])}… origin {safe_text(state.origin_name or '(not yet seen)')}")
+        for tree, rec in sorted(state.trees.items()):
+            print(f"  {rec.describe(tree)}")
     return 0

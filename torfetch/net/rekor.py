@@ -1,7 +1,8 @@
 """Prove a transparency signature is in a Rekor v1 log: the thin trio layer.
 
 All checks are in ``verify.rekor`` / ``verify.logstate`` (pure); this module
-only fetches (on the log's own circuit) and persists remembered tree heads.
+only fetches what ``verify.logstate.HistoryCheck`` asks for (on the log's own
+circuit: log info, consistency proofs) and persists what it says to remember.
 An upload's answer is never taken as proof: after a 201 or 409 the entry is
 fetched and verified like any other.
 """
@@ -20,13 +21,16 @@ from ..errors import ConfigError, EntryNotFoundError, HTTPStatusError, StateErro
 from ..store.logstate import LogStateStore, default_state_dir
 from ..verify import merkle
 from ..verify.checkpoint import LogKey
-from ..verify.logstate import ConsistencyNeeded, TreeHead, apply_consistency, check_against_remembered
-from ..verify.rekor import VerifiedEntry, parse_consistency_proof, rekord_body, upload_request, verify_log_entry
+from ..verify.logstate import HistoryCheck, LogState, NeedConsistency, NeedLogInfo, SeenTree, TreeHead, Trusted
+from ..verify.rekor import (VerifiedEntry, parse_consistency_proof, parse_log_info, rekord_body, upload_request,
+                            verify_log_entry)
 from .http import Network
 
 LOCK_RETRIES = 600  # × 50 ms = 30 s waiting for another torfetch's state write
 DEFAULT_LOG_URL = "https://rekor.sigstore.dev"
 MAX_KEY_FILE_BYTES = 16384
+# the origin name shipped with a log key (by logID): checkpoints must be "<name> - <tree id>"
+KNOWN_ORIGINS = {"c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d": "rekor.sigstore.dev"}
 
 
 def load_log_key(text: str | None) -> LogKey:
@@ -50,15 +54,24 @@ class LogConfig:
     key: LogKey
     store: LogStateStore
     upload: bool = True
+    origin: str | None = None  # --log-origin; else the name shipped with the key; else the state's first-seen
+
+    @property
+    def origin_name(self) -> str | None:
+        """The pinned origin name, never derived from the URL (the log may be reached via an onion or a mirror)."""
+        return self.origin or KNOWN_ORIGINS.get(self.key.log_id)
 
     @classmethod
     def from_options(cls, opts: Options) -> "LogConfig":
-        """--log-url/--log-key/--state-dir/--no-upload; the public-good key ships for the default URL."""
+        """--log-url/--log-key/--log-origin/--state-dir/--no-upload; the public-good key ships for the default URL."""
         url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
         if not opts.log_key and url != DEFAULT_LOG_URL:
             raise ConfigError(f"--log-url {url} needs --log-key (the log's public key, PEM)")
+        origin = opts.log_origin
+        if origin is not None and (not origin or " - " in origin or not origin.isprintable() or len(origin) > 512):
+            raise ConfigError("--log-origin must be the log's origin name (e.g. rekor.sigstore.dev), without ' - <tree id>'")
         return cls(url=url, key=load_log_key(opts.log_key), store=LogStateStore(opts.state_dir or default_state_dir()),
-                   upload=not opts.no_upload)
+                   upload=not opts.no_upload, origin=origin)
 
 
 def _api(base: str, path: str) -> str:
@@ -79,19 +92,29 @@ async def _upload(net: Network, cfg: LogConfig, body: bytes, limits: Limits, tim
     return r.status
 
 
-async def _consistency_proof(net: Network, cfg: LogConfig, needed: ConsistencyNeeded, tree_id: str,
-                             limits: Limits, timeout: float, package: str) -> list[bytes]:
-    q = {"firstSize": needed.old.size, "lastSize": needed.new.size}
-    if tree_id:
-        q["treeID"] = tree_id
+async def _consistency_proof(net: Network, cfg: LogConfig, need: NeedConsistency, limits: Limits, timeout: float,
+                             package: str) -> list[bytes]:
+    q = {"firstSize": need.old.size, "lastSize": need.new.size, "treeID": need.tree}
     url = _api(cfg.url, "/api/v1/log/proof?" + urllib.parse.urlencode(q))
     r = await net.request("log", "GET", url, max_bytes=limits.rekor_max_bytes, timeout=timeout, package=package)
     if r.status != 200:
         raise TransparencyLogError(
-            f"the log did not give a consistency proof from size {needed.old.size} to {needed.new.size} (HTTP {r.status})",
+            f"the log did not give a consistency proof from size {need.old.size} to {need.new.size} in tree "
+            f"{need.tree} (HTTP {r.status})",
             hint="a log that cannot prove its history consistent may be presenting a split view",
         )
     return parse_consistency_proof(r.body, max_bytes=limits.rekor_max_bytes)
+
+
+async def _log_info(net: Network, cfg: LogConfig, limits: Limits, timeout: float, package: str):
+    r = await net.request("log", "GET", _api(cfg.url, "/api/v1/log"), max_bytes=limits.rekor_max_bytes, timeout=timeout,
+                          package=package)
+    if r.status != 200:
+        raise TransparencyLogError(
+            f"the log did not say which trees it has (GET /api/v1/log: HTTP {r.status})",
+            hint="an entry in a tree this machine never saw is accepted only when the log announces that tree",
+        )
+    return parse_log_info(r.body, log_key=cfg.key, max_bytes=limits.rekor_max_bytes)
 
 
 async def _with_lock(store: LogStateStore, fn: Callable):
@@ -105,39 +128,42 @@ async def _with_lock(store: LogStateStore, fn: Callable):
 
 
 async def check_history(net: Network, cfg: LogConfig, entry: VerifiedEntry, *, limits: Limits, timeout: float,
-                        package: str, report: Callable[[str], None]) -> TreeHead:
-    """Hold the log to what it showed before; remember the larger head.
+                        package: str, report: Callable[[str], None]) -> LogState:
+    """Hold the log to what it showed this machine before; remember what the check says.
 
-    The lock is held only to read and to write, never across the network: after
-    fetching a proof we re-read, and if another run moved the head meanwhile we
-    check against that one too (bounded).
+    The lock is held only to read and to write, never across the network: if
+    another run changed this log's state meanwhile, the check runs again
+    against that (bounded).
     """
     cp = entry.checkpoint
-    seen = TreeHead(cp.size, cp.root_hash)
-    tree = cp.tree_id or cp.origin
-    log = cfg.url
+    seen = SeenTree(entry.tree, entry.origin_name, TreeHead(cp.size, cp.root_hash))
+    log_id = cfg.key.log_id
     for _ in range(5):
-        remembered = await _with_lock(cfg.store, lambda st: st.get(cfg.key.log_id, tree))
-        decision = check_against_remembered(remembered, seen, log=log)
-        if isinstance(decision, ConsistencyNeeded):
-            proof = await _consistency_proof(net, cfg, decision, cp.tree_id, limits, timeout, package)
-            new_head = apply_consistency(decision, proof, log=log)
-            report(f"log history consistent: {decision.old.describe()} is a prefix of {decision.new.describe()}")
+        remembered = await _with_lock(cfg.store, lambda st: st.get(log_id))
+        check = HistoryCheck(remembered, seen, pinned_name=cfg.origin_name, log=cfg.url)
+        # one log info, then at most one proof per remembered tree and one for the entry's tree
+        for _ in range(len(remembered.trees) + 3):
+            step = check.next_step()
+            if isinstance(step, Trusted):
+                break
+            if isinstance(step, NeedLogInfo):
+                check.give_log_info(await _log_info(net, cfg, limits, timeout, package))
+            else:
+                check.give_consistency(step, await _consistency_proof(net, cfg, step, limits, timeout, package))
         else:
-            new_head = decision
-            if remembered is None:
-                report(f"first view of log tree {tree}: remembering {seen.describe()}")
+            raise TransparencyLogError("the log history check did not finish (too many steps)")
 
-        def commit(st, remembered=remembered, new_head=new_head):
-            current = st.get(cfg.key.log_id, tree)
-            if current != remembered:
-                return None  # moved under us: check again against the new head
-            if current is None or new_head.size > current.size:
-                st.put(cfg.key.log_id, tree, new_head, cp.origin)
-            return new_head
+        def commit(st, remembered=remembered, state=step.state):
+            if st.get(log_id) != remembered:
+                return None  # moved under us: check again against the new state
+            if state != remembered:
+                st.put(log_id, state)
+            return state
 
         done = await _with_lock(cfg.store, commit)
         if done is not None:
+            for note in step.notes:
+                report(note)
             return done
     raise StateError("the remembered log state kept changing under concurrent runs; try again")
 
@@ -165,7 +191,7 @@ async def prove_in_log(net: Network, cfg: LogConfig, *, signature_line: bytes, k
             raise TransparencyLogError(f"the log answered HTTP {r.status} for the entry of {subject}")
         entry = verify_log_entry(r.body, log_key=cfg.key, expected_body=body)
         report(
-            f"log entry {entry.log_index} for {subject} is included in tree {entry.tree_id or '?'} "
+            f"log entry {entry.log_index} for {subject} is included in tree {entry.tree} "
             f"({entry.checkpoint.describe()}), checkpoint and SET signed by log {cfg.key.log_id[:16]}…"
         )
         await check_history(net, cfg, entry, limits=limits, timeout=timeout, package=package, report=report)

@@ -25,7 +25,40 @@ from ..errors import CheckpointError, ConfigError, MalformedInputError
 
 MAX_CHECKPOINT_BYTES = 16 * 1024
 MAX_SIG_LINES = 32
+MAX_TREE_ID = 2**63 - 1  # Trillian tree ids are positive int64
 _DASH = "\u2014 "
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def ascii_decimal(text: str, *, max_digits: int = 20) -> int | None:
+    """A canonical non-negative decimal of ASCII digits only, else None.
+
+    ``str.isdigit`` and ``int`` accept Unicode digits ("١٢" is 12, "²" is a
+    digit that int() refuses), whitespace and underscores: never on log data.
+    """
+    if not text or len(text) > max_digits or not set(text) <= _ASCII_DIGITS:
+        return None
+    if text.startswith("0") and text != "0":
+        return None
+    return int(text)
+
+
+def parse_origin(origin: str) -> tuple[str, int]:
+    """Rekor's checkpoint origin ``<log origin name> - <decimal tree id>``; anything else is refused."""
+    name, sep, tid = origin.rpartition(" - ")
+    tree_id = ascii_decimal(tid, max_digits=19) if sep else None
+    if not name or tree_id is None or not 0 < tree_id <= MAX_TREE_ID:
+        raise CheckpointError(
+            f"checkpoint origin {safe_text(origin)} is not '<log name> - <decimal tree id>'",
+            hint="a Rekor v1 log names each tree (shard) in its checkpoints; a free-form origin cannot be pinned",
+        )
+    return name, tree_id
+
+
+def safe_text(text: str, limit: int = 120) -> str:
+    """Quote log- or state-supplied text for a terminal: no control characters or escapes reach it raw."""
+    # repr escapes every non-printable character (controls, bidi overrides) and backslashes
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -72,9 +105,11 @@ class Checkpoint:
 
     @property
     def tree_id(self) -> str:
-        """Rekor's origin is '<host> - <treeID>'; the tree id names the shard."""
-        _, sep, tid = self.origin.rpartition(" - ")
-        return tid if sep and tid.isdigit() else ""
+        """Rekor's origin is '<name> - <treeID>'; the tree id names the shard ("" if the origin is not that)."""
+        try:
+            return str(parse_origin(self.origin)[1])
+        except CheckpointError:
+            return ""
 
     def describe(self) -> str:
         return f"size {self.size}, root {self.root_hash.hex()}"
@@ -86,9 +121,10 @@ def parse_checkpoint_body(body: str) -> Checkpoint:
     if len(lines) < 4 or lines[-1] != "":
         raise MalformedInputError("malformed checkpoint: too few lines")
     origin, size_s, root_s, *ext = lines[:-1]
-    if not origin or len(origin) > 512:
+    if not origin or len(origin) > 512 or not origin.isprintable():
         raise MalformedInputError("malformed checkpoint: bad origin line")
-    if not size_s.isdigit() or len(size_s) > 20 or (size_s.startswith("0") and size_s != "0"):
+    size = ascii_decimal(size_s)
+    if size is None or size >= 2**64:
         raise MalformedInputError("malformed checkpoint: invalid tree size")
     try:
         root = base64.b64decode(root_s, validate=True)
@@ -99,7 +135,7 @@ def parse_checkpoint_body(body: str) -> Checkpoint:
     for e in ext:
         if not e:
             raise MalformedInputError("malformed checkpoint: empty extension line")
-    return Checkpoint(origin, int(size_s), root, tuple(ext))
+    return Checkpoint(origin, size, root, tuple(ext))
 
 
 def verify_checkpoint(note: str | bytes, key: LogKey) -> Checkpoint:

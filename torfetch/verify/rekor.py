@@ -6,7 +6,9 @@ signature line and the key line, as RFC 8785 canonical JSON; we rebuild that
 body byte for byte, so the log is asked about exactly this signature, and
 every field the log returns is checked, never trusted:
 
-(1) the body is the one we built; (2) the UUID ends in its leaf hash; (3) the
+(1) the body is the one we built; (2) the UUID (entryID) is the 16-hex tree id
+of the checkpoint's origin ``<name> - <decimal tree id>`` followed by the
+leaf hash; (3) the
 inclusion proof (shard-local index) leads to the root; (4) that root and size
 are in a checkpoint signed by the pinned key; (5) the signed entry timestamp
 verifies over body, integratedTime, logID and the *global* logIndex; (6) logID
@@ -21,12 +23,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..errors import InclusionProofError, MalformedInputError, TransparencyLogError
+from ..errors import CheckpointError, InclusionProofError, MalformedInputError, TransparencyLogError
 from . import merkle
-from .checkpoint import Checkpoint, LogKey, verify_checkpoint
+from .checkpoint import Checkpoint, LogKey, parse_origin, safe_text, verify_checkpoint
+from .checkpoint import ascii_decimal
 from .jsondoc import expect_dict, expect_field, loads_limited
+from .logstate import LogInfo, ShardHead, TreeHead
 
 MAX_ENTRY_BYTES = 256 * 1024
+MAX_SHARDS = 64
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def canonical_json(obj: object) -> bytes:
@@ -79,19 +85,21 @@ class VerifiedEntry:
     shard_index: int  # inclusion proof's, shard-local
     integrated_time: int
     checkpoint: Checkpoint
+    tree: int  # the shard: the UUID's 16-hex prefix, equal to the checkpoint origin's tree id
+    origin_name: str  # the checkpoint origin before " - <tree id>"
 
     @property
     def tree_id(self) -> str:
-        return self.checkpoint.tree_id
+        return str(self.tree)
 
 
 def _hex(value: object, what: str, length: int | None = 32) -> bytes:
     if not isinstance(value, str) or len(value) > 200:
         raise MalformedInputError(f"log entry: {what} is not a hex string")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as exc:
-        raise MalformedInputError(f"log entry: {what} is not hex") from exc
+    # bytes.fromhex would also take spaces between bytes: hex digits only
+    if len(value) % 2 or not set(value) <= _HEX_DIGITS:
+        raise MalformedInputError(f"log entry: {what} is not hex")
+    raw = bytes.fromhex(value)
     if length is not None and len(raw) != length:
         raise MalformedInputError(f"log entry: {what} has {len(raw)} bytes, expected {length}")
     return raw
@@ -104,6 +112,40 @@ def parse_consistency_proof(data: bytes, *, max_bytes: int = MAX_ENTRY_BYTES) ->
     if len(hashes) > merkle.MAX_PROOF_HASHES:
         raise MalformedInputError("consistency proof is too long")
     return [_hex(h, "consistency proof hash") for h in hashes]
+
+
+def parse_log_info(data: bytes, *, log_key: LogKey, max_bytes: int = MAX_ENTRY_BYTES) -> LogInfo:
+    """``GET /api/v1/log``: the active tree and ``inactiveShards``, each signed tree head verified by ``log_key``.
+
+    Every shard is ``{"treeID": "<decimal>", "treeSize": n, "rootHash": hex, "signedTreeHead": note}``;
+    the note's origin must name the same tree, and its size and root must be the fields'.
+    """
+    doc = expect_dict(loads_limited(data, max_bytes=max_bytes, what="log info"), "log info")
+    active = _shard(doc, log_key, "log info")
+    raw_inactive = doc.get("inactiveShards") or []
+    if not isinstance(raw_inactive, list) or len(raw_inactive) > MAX_SHARDS:
+        raise MalformedInputError(f"log info: inactiveShards is not a list of at most {MAX_SHARDS} shards")
+    inactive = tuple(_shard(expect_dict(s, "inactive shard"), log_key, "inactive shard") for s in raw_inactive)
+    ids = [s.tree for s in (active, *inactive)]
+    if len(set(ids)) != len(ids):
+        raise MalformedInputError("log info lists a tree twice")
+    return LogInfo(active, inactive)
+
+
+def _shard(doc: dict, log_key: LogKey, what: str) -> ShardHead:
+    tree_s = expect_field(doc, "treeID", str, what)
+    tree = ascii_decimal(tree_s, max_digits=19)
+    if tree is None or tree == 0:
+        raise MalformedInputError(f"{what}: treeID {safe_text(tree_s)} is not a decimal tree id")
+    size = expect_field(doc, "treeSize", int, what)
+    root = _hex(expect_field(doc, "rootHash", str, what), f"{what} rootHash")
+    checkpoint = verify_checkpoint(expect_field(doc, "signedTreeHead", str, what), log_key)
+    name, cp_tree = parse_origin(checkpoint.origin)
+    if cp_tree != tree or checkpoint.size != size or checkpoint.root_hash != root:
+        raise CheckpointError(
+            f"{what} of tree {tree} (size {size}, root {root.hex()}) does not match its signed tree head "
+            f"(tree {cp_tree}, {checkpoint.describe()})")
+    return ShardHead(tree, name, TreeHead(size, root))
 
 
 def parse_entry_response(data: bytes) -> tuple[str, dict]:
@@ -137,10 +179,12 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
             "the log returned an entry for a different signature, key or package hash",
             hint="the log (or someone in between) answered with another entry",
         )
-    # (2) the UUID names this leaf
+    # (2) the UUID names this leaf, in a tree
     leaf = merkle.leaf_hash(body)
-    if not isinstance(uuid, str) or len(uuid) not in (64, 80) or uuid[-64:].lower() != leaf.hex():
-        raise TransparencyLogError(f"log entry UUID {uuid[:80]!r} does not match the entry's leaf hash {leaf.hex()}")
+    if len(uuid) != 80 or uuid[-64:].lower() != leaf.hex():
+        raise TransparencyLogError(
+            f"log entry UUID {safe_text(uuid, 80)} is not a 16-hex tree id followed by the entry's leaf hash {leaf.hex()}")
+    tree = _uuid_tree(uuid[:16])
     # (6) logID is the pinned key
     if log_id.lower() != log_key.log_id:
         raise TransparencyLogError(f"log entry names log {log_id[:64]}, but the pinned key is log {log_key.log_id}")
@@ -157,6 +201,12 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     note = expect_field(proof, "checkpoint", str, p)
     merkle.verify_inclusion(shard_index, tree_size, leaf, hashes, root)
     checkpoint = verify_checkpoint(note, log_key)
+    origin_name, origin_tree = parse_origin(checkpoint.origin)
+    if origin_tree != tree:
+        raise TransparencyLogError(
+            f"log entry UUID names tree {tree} (0x{uuid[:16]}), but its checkpoint is of tree {origin_tree}",
+            hint="the log mixed up its shards, or is presenting one tree's entry under another",
+        )
     if checkpoint.size != tree_size or checkpoint.root_hash != root:
         raise InclusionProofError(
             f"the inclusion proof's tree (size {tree_size}, root {root.hex()}) is not the signed checkpoint's "
@@ -174,4 +224,14 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     if not log_key.verify(set_sig, payload):
         raise TransparencyLogError(f"signed entry timestamp of log entry {log_index} does not verify under the pinned log key")
     return VerifiedEntry(uuid=uuid, log_index=log_index, shard_index=shard_index, integrated_time=integrated_time,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, tree=tree, origin_name=origin_name)
+
+
+def _uuid_tree(prefix: str) -> int:
+    """The entryID's first 16 hex digits: the Trillian tree id, as a number."""
+    if len(prefix) != 16 or not set(prefix.lower()) <= set("0123456789abcdef"):
+        raise TransparencyLogError(f"log entry UUID prefix {safe_text(prefix)} is not 16 hex digits")
+    tree = int(prefix, 16)
+    if not 0 < tree < 2**63:
+        raise TransparencyLogError(f"log entry UUID names tree {tree}, which is not a valid tree id")
+    return tree
