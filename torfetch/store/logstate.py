@@ -26,14 +26,6 @@ MAX_STATE_BYTES = 1024 * 1024
 VERSION = 1
 
 
-def default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/torfetch")
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "torfetch"
-
-
 def _key(log_id: str, tree: str) -> str:
     return f"{log_id}/{tree}"
 
