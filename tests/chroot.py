@@ -96,13 +96,15 @@ class Chroot:
         return self.root / inside.lstrip("/")
 
     def run(self, argv: list[str], *, timeout: float = 120, check: bool = False, user: str | None = None,
-            env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """argv inside the chroot with a clean environment (env -i), as root unless ``user``."""
+            env: dict[str, str] | None = None, input: str | None = None,
+            wrap: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+        """argv inside the chroot with a clean environment (env -i), as root unless ``user``; ``wrap`` is a
+        host command put in front of chroot (e.g. the host's strace)."""
         base = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
                 "LC_ALL": "C.UTF-8"}
         base.update(env or {})
         pre = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
-        cmd = ["env", "-i", *[f"{k}={v}" for k, v in base.items()], "chroot", str(self.root), *pre, *argv]
+        cmd = ["env", "-i", *[f"{k}={v}" for k, v in base.items()], *(wrap or []), "chroot", str(self.root), *pre, *argv]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError(f"{argv} failed in the {self.suite} chroot:\n{r.stdout}\n{r.stderr}")
