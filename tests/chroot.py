@@ -62,7 +62,9 @@ class Chroot:
         runs.mkdir(parents=True, exist_ok=True)
         run_dir = runs / f"{suite}-{os.getpid()}-{secrets.token_hex(4)}"
         run_dir.mkdir()
-        (run_dir / "pid").write_text(str(os.getpid()))  # lets `scripts/chroots clean` tell stale runs apart
+        # lets `scripts/chroots clean` tell stale runs apart and keep the cached root a live run stands on
+        (run_dir / "pid").write_text(str(os.getpid()))
+        (run_dir / "lower").write_text(lower.name)
         for d in ("upper", "work", "root"):
             (run_dir / d).mkdir()
         self = cls(suite, run_dir, run_dir / "root")
