@@ -112,6 +112,16 @@ class Chroot:
             raise AssertionError(f"{argv} failed in the {self.suite} chroot:\n{r.stdout}\n{r.stderr}")
         return r
 
+    def popen(self, argv: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A long-running argv inside the chroot (a daemon), output to the host file ``log``; the caller stops it
+        (and must, before close(): a process still inside keeps the mounts busy)."""
+        base = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+                "LC_ALL": "C.UTF-8"}
+        base.update(env or {})
+        cmd = ["env", "-i", *[f"{k}={v}" for k, v in base.items()], "chroot", str(self.root), *argv]
+        with open(log, "wb") as out:
+            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
     def close(self) -> None:
         # Unmount (dev, proc, then the overlay), verified, before anything is deleted: deleting through a
         # bind-mounted /dev would delete the host's device nodes.
