@@ -10,6 +10,7 @@ import os
 import pickle
 import pwd
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -163,3 +164,35 @@ def test_other_user_without_system_dir_uses_xdg(world_dir: Path) -> None:
         return default_state_dir(system_dir=world_dir / "absent", pacman_conf=conf)
 
     assert _in_child_as_nobody(pick) == ("ok", world_dir / "xdg" / "torfetch")
+
+
+@needs_root
+def test_contrib_tmpfiles_line_makes_what_setup_makes(tmp_path: Path) -> None:
+    """contrib/tmpfiles.d/torfetch.conf, as shipped, through the host's real systemd-tmpfiles in a scratch root."""
+    conf = Path(__file__).resolve().parents[2] / "contrib/tmpfiles.d/torfetch.conf"
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "var/lib").mkdir(parents=True)
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nalpm:x:4242:4243::/:/usr/sbin/nologin\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\nalpm:x:4243:\n")
+    r = subprocess.run(["systemd-tmpfiles", "--create", f"--root={tmp_path}", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    st = os.lstat(tmp_path / SYSTEM_STATE_DIR.relative_to("/"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4242, 4243, 0o700)
+
+
+@needs_root
+def test_other_user_is_not_told_to_take_over_the_download_users_dir(world_dir: Path, monkeypatch) -> None:
+    """The system dir belongs to alpm; an ordinary user running torfetch by hand is pointed at root or
+    --state-dir, not at a `setup --user` that would lock pacman out."""
+    import torfetch.store.statedir as sd
+
+    system = world_dir / "var-lib-torfetch"
+    system.mkdir(mode=0o700)  # root-owned stands in for alpm-owned: nobody cannot write it
+    monkeypatch.setattr(sd, "SYSTEM_STATE_DIR", system)
+    kind, msg = _in_child_as_nobody(lambda: sd.check_state_dir(system, _nobody(), owner="alpm"))
+    assert kind == "err" and "pacman's DownloadUser alpm" in msg and "--state-dir" in msg
+    assert "setup" not in msg
+    # the DownloadUser itself gets the command that fixes it
+    kind, msg = _in_child_as_nobody(lambda: sd.check_state_dir(system, _nobody(), owner="nobody"))
+    assert kind == "err" and "sudo install -d -o nobody -g nogroup -m 0700" in msg

@@ -99,8 +99,11 @@ def fix_command(user: User, directory: Path) -> str:
     return f"'{setup}' (or: sudo install -d -o {user.name} -g {user.group} -m 0700 {directory})"
 
 
-def check_state_dir(directory: Path, user: User) -> None:
-    """Raise the one-line StateError when ``user`` cannot keep its state in ``directory``."""
+def check_state_dir(directory: Path, user: User, *, owner: str | None = None) -> None:
+    """Raise the one-line StateError when ``user`` cannot keep its state in ``directory``.
+
+    ``owner`` is the user the directory is meant for (pacman's DownloadUser): another user is not told to take
+    it over, which would break pacman, but to run as root or choose its own --state-dir."""
     if user.uid == 0:
         return  # root can write anywhere; LogStateStore creates the directory if needed
     try:
@@ -122,8 +125,12 @@ def check_state_dir(directory: Path, user: User) -> None:
             if os.path.lexists(p) and not os.access(p, os.R_OK | os.W_OK):
                 problem = f"holds {name}, which {user.describe()} cannot write"
                 break
-    if problem:
-        raise StateError(f"the state directory {directory} {problem}: fix it with {fix_command(user, directory)}")
+    if problem is None:
+        return
+    if owner is not None and owner != user.name and directory == SYSTEM_STATE_DIR:
+        raise StateError(f"the state directory {directory} {problem}: it is pacman's DownloadUser {owner}'s; "
+                         f"run torfetch as root or as {owner}, or pass --state-dir DIR of your own")
+    raise StateError(f"the state directory {directory} {problem}: fix it with {fix_command(user, directory)}")
 
 
 def default_state_dir(*, system_dir: Path = SYSTEM_STATE_DIR, pacman_conf: Path = PACMAN_CONF) -> Path:
@@ -134,6 +141,6 @@ def default_state_dir(*, system_dir: Path = SYSTEM_STATE_DIR, pacman_conf: Path 
     chosen = choose_state_dir(euid=euid, download_uid=download_uid, system_dir_exists=system_exists,
                               xdg_state_home=os.environ.get("XDG_STATE_HOME") or None,
                               home=Path(os.path.expanduser("~")), system_dir=system_dir)
-    if chosen == system_dir:
-        check_state_dir(chosen, current_user())
+    if chosen == system_dir and euid != 0:
+        check_state_dir(chosen, current_user(), owner=download_user_name(pacman_conf))
     return chosen
