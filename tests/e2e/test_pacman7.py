@@ -209,7 +209,7 @@ def test_missing_state_dir_is_one_line_with_the_fix(chroot: Chroot, signed_repo,
     alpm = chroot.run(["id", "-u", "alpm"], check=True).stdout.strip()
     lines = [line for line in out.splitlines() if line.startswith("torfetch:")]
     assert lines == [
-        f"torfetch: state: the state directory /var/lib/torfetch does not exist (torfetch runs as alpm (uid {alpm})): "
+        f"torfetch: state: the state directory /var/lib/torfetch does not exist; torfetch runs as alpm (uid {alpm}): "
         "create it with 'sudo torfetch setup' (or: sudo install -d -o alpm -g alpm -m 0700 /var/lib/torfetch)"
     ], out
     assert pm.leftovers() == [], pm.leftovers()

@@ -109,7 +109,7 @@ def check_state_dir(directory: Path, user: User, *, owner: str | None = None) ->
     try:
         st = os.stat(directory)
     except FileNotFoundError:
-        raise StateError(f"the state directory {directory} does not exist (torfetch runs as {user.describe()}): "
+        raise StateError(f"the state directory {directory} does not exist; torfetch runs as {user.describe()}: "
                          f"create it with {fix_command(user, directory)}") from None
     except OSError as exc:
         raise StateError(f"cannot reach the state directory {directory} as {user.describe()} ({exc.strerror}): "
