@@ -264,3 +264,15 @@ def test_torfetch_writes_only_in_pacmans_download_dir_and_state_dir(chroot: Chro
              if p.startswith("/") and not p.startswith((download, db_download, "/var/lib/torfetch/", "/dev/"))]
     assert stray == [], stray
     assert pm.leftovers() == []
+
+
+def test_stale_part_in_cachedir_is_replaced_not_trusted(chroot: Chroot, signed_repo, mirror, rekor) -> None:
+    """pacman 7 moves a .part left in CacheDir into its download dir as %o (root-owned): torfetch, as alpm,
+    must replace it with the verified download, never append to it or hand it over."""
+    pkg = _package(signed_repo, f"stale{chroot.suite}")
+    pm = _pacman(chroot, signed_repo, mirror, rekor)
+    (pm.cachedir / (pkg.name + ".part")).write_bytes(b"garbage from an earlier interrupted try" * 100)
+    r = pm.run("-Sy", f"stale{chroot.suite}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (pm.cachedir / pkg.name).read_bytes() == pkg.read_bytes()
+    assert pm.leftovers() == [], pm.leftovers()
