@@ -55,7 +55,8 @@ def _verify_entry(ns: argparse.Namespace) -> int:
 
 
 def _status(ns: argparse.Namespace) -> int:
-    from ..store.logstate import LogStateStore, default_state_dir
+    from ..store.logstate import LogStateStore
+    from ..store.statedir import default_state_dir
     from ..verify.checkpoint import safe_text
 
     store = LogStateStore(ns.state_dir or default_state_dir())

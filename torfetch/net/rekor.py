@@ -18,7 +18,8 @@ import trio
 
 from ..config import Limits, Options, Timeouts
 from ..errors import ConfigError, EntryNotFoundError, HTTPStatusError, StateError, TransparencyLogError
-from ..store.logstate import LogStateStore, default_state_dir
+from ..store.logstate import LogStateStore
+from ..store.statedir import default_state_dir
 from ..verify import merkle
 from ..verify.checkpoint import LogKey
 from ..verify.logstate import HistoryCheck, LogState, NeedConsistency, NeedLogInfo, SeenTree, TreeHead, Trusted

@@ -42,14 +42,6 @@ _HEX = frozenset("0123456789abcdef")
 _CORRUPT_HINT = "it is never reset silently: inspect it, and remove it only if you know why it broke"
 
 
-def default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/torfetch")
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "torfetch"
-
-
 class _Corrupt(ValueError):
     pass
 
