@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import math
+import ssl
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ from .isolation import IsolationKey, IsolationPolicy, origin_of, service_of
 
 # Same for every torfetch user; never pacman's HTTP_USER_AGENT unless asked.
 GENERIC_USER_AGENT = "torfetch"
-CHUNK = 64 * 1024
 FILE_CHUNK = 1024 * 1024  # one worker-thread hop per MiB of a file:// read
 
 
@@ -124,6 +124,7 @@ class Network:
         direct_purposes: frozenset[str] = frozenset(),
         user_agent: str = GENERIC_USER_AGENT,
         on_request: Callable[[str, str, str], None] | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.proxy = normalise_proxy(proxy) if proxy else None
         self.timeouts = timeouts
@@ -131,6 +132,7 @@ class Network:
         self.direct_purposes = direct_purposes
         self.user_agent = user_agent
         self.on_request = on_request
+        self.verify = verify  # None: the system's trust store (tests pass their own CA)
         self._clients: dict[tuple[bool, IsolationKey], httpx.AsyncClient] = {}
         self._opened: dict[IsolationKey, int] = {}
 
@@ -177,6 +179,7 @@ class Network:
                 cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
                 follow_redirects=False,  # stream() follows them, each hop on its own origin's circuit
                 trust_env=False,  # never pick up HTTP(S)_PROXY / NO_PROXY behind the user's back
+                verify=self.verify if self.verify is not None else True,
             )
             self._clients[(direct, key)] = client
         return client
@@ -332,7 +335,7 @@ class Network:
                         raise DownloadTooLarge(f"{_name(url)} is larger than the limit of {max_bytes} bytes "
                                                f"(Content-Length {int(length)})")
                     total = window = 0
-                    async for chunk in resp.aiter_raw(CHUNK):
+                    async for chunk in resp.aiter_raw():  # as received: a chunker would hide progress from the low-speed rule
                         total += len(chunk)
                         if total > max_bytes:
                             raise DownloadTooLarge(f"{_name(url)} is larger than the limit of {max_bytes} bytes")
