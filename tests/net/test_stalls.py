@@ -137,8 +137,12 @@ def _unblock_later(fifo: Path, after: float) -> None:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:
             return  # no reader left
-        os.write(fd, b"written late\n")
-        os.close(fd)
+        try:
+            os.write(fd, b"written late\n")
+        except OSError:
+            pass  # the abandoned reader is gone already
+        finally:
+            os.close(fd)
 
     threading.Thread(target=run, daemon=True).start()
 

@@ -249,7 +249,7 @@ class Network:
                 if scheme not in ("http", "https"):
                     raise ConfigError(f"unsupported URL scheme {scheme!r} in {url}")
                 first_key = key = self.key_for(purpose, url, package, service)
-                first_origin = origin_of(url)
+                first_origin = self.key_for(purpose, url).service  # the URL's own origin, validated
                 for _hop in range(self.MAX_REDIRECTS + 1):
                     if self.on_request is not None:
                         self.on_request(purpose, method, url)
@@ -389,8 +389,9 @@ class Network:
 
 
 def _name(url: str) -> str:
+    # a redirect hop's URL comes from the server: printable, bounded
     path = urllib.parse.urlsplit(url).path
-    return urllib.parse.unquote(path.rsplit("/", 1)[-1]) or url
+    return _show(urllib.parse.unquote(path.rsplit("/", 1)[-1]) or url)
 
 
 def _raise_for_status(status: int, url: str) -> None:
