@@ -15,7 +15,18 @@ Modes:
     failure, as tor reports a refused destination).
 
 Runs in daemon threads of the test process; every socket has a timeout and
-stop() closes them all.
+stop() closes them all. Typical use::
+
+    with SocksProxy() as proxy, FileServer(root) as mirror:
+        url = mirror.url.replace("127.0.0.1", "mirror.test") + "/core.db"
+        async with Network(proxy=proxy.url, timeouts=Timeouts()) as net:
+            await net.get_ok("database", url, max_bytes=1 << 20, timeout=30)
+    assert [(c.atyp, c.host) for c in proxy.connects] == [(ATYP_NAME, "mirror.test")]
+    assert proxy.connects[0].username == "torfetch-database"
+
+A direct connection cannot succeed behind it: the ``.test`` names resolve
+nowhere else, so "every request went through the proxy" is "every request
+the server saw is in ``connects``".
 """
 
 from __future__ import annotations
