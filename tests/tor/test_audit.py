@@ -158,3 +158,24 @@ async def test_network_counts_what_tor_saw(tornet: TorNetwork, streams, world) -
             break
         await trio.sleep(0.1)
     assert seen == opened and sum(opened.values()) == 2
+
+
+async def test_cross_host_redirect_changes_circuit_on_real_tor(tornet: TorNetwork, streams, world) -> None:
+    """mirror.test redirects to sigs.test (same purpose): tor sees two keys on two circuits."""
+    m = port_of(world["mirror"].url)
+    world["mirror"].behaviour.redirects["/jump.db"] = (302, f"http://sigs.test:{m}/repo/test.db")
+    try:
+        async with Network(proxy=tornet.proxy, timeouts=Timeouts()) as net:
+            body = await net.get_ok("database", f"http://mirror.test:{m}/jump.db", max_bytes=10**6, timeout=60)
+            opened = net.opened_streams()
+    finally:
+        del world["mirror"].behaviour.redirects["/jump.db"]
+    assert body == (world["repo"].repo_dir / "test.db").read_bytes()
+    for _ in range(50):
+        if len(streams.events) >= 2:
+            break
+        await trio.sleep(0.1)
+    # (MapAddress shows both targets as 127.0.0.1: tell the hops apart by their credentials)
+    circ_by_password = {pw: circ for circ, _, pw, _ in streams.events}
+    assert len(streams.events) == 2 and set(circ_by_password) == {cred[1] for cred in opened}, streams.events
+    assert len(set(circ_by_password.values())) == 2  # two circuits
