@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--read-timeout", type=float, default=Timeouts.idle_read, metavar="S", help="idle time allowed between bytes")
     lim.add_argument("--deadline", type=float, default=Timeouts.download_total, metavar="S", help="total time allowed for the download")
     lim.add_argument("--rebuilder-timeout", type=float, default=Timeouts.rebuilder, metavar="S")
+    lim.add_argument("--lookup-timeout", type=float, default=Timeouts.lookup_total, metavar="S", help="time allowed for the signature lookup (the log lookup: twice this)")
+    lim.add_argument("--low-speed-limit", type=int, default=Timeouts.low_speed_limit, metavar="BYTES", help="abort a transfer slower than BYTES/s over --low-speed-time (0: off)")
+    lim.add_argument("--low-speed-time", type=float, default=Timeouts.low_speed_time, metavar="S")
     p.add_argument("--version", action="version", version=f"torfetch {__version__}")
     return p
 
@@ -98,9 +101,12 @@ def options_from_args(ns: argparse.Namespace) -> Options:
     keys = [parse_rebuilder_key(item) for item in ns.rebuilder_key]
     for name, val in (("--max-size", ns.max_size), ("--connect-timeout", ns.connect_timeout),
                       ("--read-timeout", ns.read_timeout), ("--deadline", ns.deadline),
-                      ("--rebuilder-timeout", ns.rebuilder_timeout)):
-        if val <= 0:
+                      ("--rebuilder-timeout", ns.rebuilder_timeout), ("--lookup-timeout", ns.lookup_timeout),
+                      ("--low-speed-time", ns.low_speed_time)):
+        if not val > 0:  # also refuses nan
             raise UsageError(f"{name} must be positive")
+    if ns.low_speed_limit < 0:
+        raise UsageError("--low-speed-limit must be 0 (off) or more")
     if ns.audit_circuits and not (ns.tor_control or ns.tor):
         raise UsageError("--audit-circuits needs --tor-control or --tor launch")
     if ns.tor_config and not ns.tor:
@@ -109,7 +115,8 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         raise UsageError("--tor launch starts its own proxy: do not also give --proxy")
     limits = Limits(package_max_bytes=ns.max_size)
     timeouts = Timeouts(connect=ns.connect_timeout, idle_read=ns.read_timeout, download_total=ns.deadline,
-                        rebuilder=ns.rebuilder_timeout)
+                        rebuilder=ns.rebuilder_timeout, lookup_total=ns.lookup_timeout,
+                        low_speed_limit=ns.low_speed_limit, low_speed_time=ns.low_speed_time)
     ua = os.environ.get("HTTP_USER_AGENT") if ns.pacman_user_agent else None
     return Options(
         url=ns.url, output=ns.output, verbose=ns.verbose, transparency_url=ns.transparency_url, pubkey=pubkey,

@@ -32,6 +32,10 @@ class Timeouts:
     download_total: float = 3600.0
     lookup_total: float = 120.0  # signature / log lookups
     rebuilder: float = 30.0
+    # pacman's curl aborts below 1 byte/s over 10 s; over Tor a stalled circuit
+    # trickles more than that, so: below 1 KiB/s averaged over 30 s. 0 disables.
+    low_speed_limit: int = 1024  # bytes per second
+    low_speed_time: float = 30.0  # seconds
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
         async def before_commit() -> None:
             # (8) with --audit-circuits: no two isolation keys shared a circuit
             if tor.audit is not None:
-                await tor.audit.check()
+                await tor.audit.check(net.opened_streams())
                 for line in tor.audit.describe():
                     report.info(line)
 

@@ -125,3 +125,13 @@ async def test_headers_are_generic() -> None:
         srv.server_close()
     assert all(h["user-agent"] == "torfetch" for h in seen)
     assert all("accept-language" not in h and "cookie" not in h for h in seen), seen
+
+
+async def test_malformed_urls_are_config_errors() -> None:
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        for bad in ("http://h.test:99999/x", "http:///x"):
+            with pytest.raises(ConfigError, match="not a usable http"):
+                await net.get_ok("database", bad, max_bytes=10, timeout=5)
+        with pytest.raises(ConfigError, match="not a usable http"):
+            await net.request("rebuilder", "GET", "http://h.test:99999/x", max_bytes=10, timeout=5,
+                              service="http://h.test/")

@@ -41,7 +41,8 @@ class ScriptedNet:
         self.max_in_flight = 0
         self.log: list[tuple[float, str]] = []
 
-    async def request(self, purpose, method, url, *, max_bytes, timeout, content=None, headers=None, package=""):
+    async def request(self, purpose, method, url, *, max_bytes, timeout, content=None, headers=None, package="",
+                      service=None):
         assert purpose == "rebuilder" and method == "GET"
         host = urllib.parse.urlsplit(url).hostname
         latency, what = self.script[host]

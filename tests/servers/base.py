@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Self
@@ -37,11 +38,18 @@ class Serving:
 
     _httpd: http.server.ThreadingHTTPServer
     _thread: threading.Thread | None = None
+    _scheme: str = "http"
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
+
+    def use_tls(self, context: ssl.SSLContext) -> Self:
+        """Serve HTTPS with ``context`` (a server context, e.g. from tests.servers.tls); call before start()."""
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self._scheme = "https"
+        return self
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)

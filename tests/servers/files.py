@@ -20,6 +20,8 @@ class Behaviour:
     # path suffix → action: "truncate" (close mid-body), "slow", "404", "500"
     rules: dict[str, str] = field(default_factory=dict)
     slow_seconds: float = 5.0
+    # exact path → (status, Location): answer with a redirect instead of the file
+    redirects: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def action_for(self, path: str) -> str | None:
         for suffix, action in self.rules.items():
@@ -44,6 +46,14 @@ class FileServer(Serving):
         path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
         with self._lock:
             self.requests.append((method, path))
+        if path in self.behaviour.redirects:
+            code, location = self.behaviour.redirects[path]
+            h.rfile.read(int(h.headers.get("Content-Length") or 0))  # a POST's body, so keep-alive stays in step
+            h.send_response(code)
+            h.send_header("Location", location)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         action = self.behaviour.action_for(path)
         target = (self.root / path.lstrip("/")).resolve()
         if method != "GET" or not str(target).startswith(str(self.root.resolve())) or not target.is_file() \

@@ -177,7 +177,7 @@ async def test_audit_catches_a_socksport_without_isolation(tornet: TorNetwork, w
                 async with Network(proxy=tor.proxy, timeouts=Timeouts()) as net:
                     await net.get_ok("package", f"http://mirror.test:{m}/repo/{world['pkg'].name}", max_bytes=10**6, timeout=60)
                     await net.get_ok("signature", f"http://sigs.test:{m}/sigs/{world['pkg'].name}.t", max_bytes=2048, timeout=60)
-                await tor.audit.check()
+                    await tor.audit.check(net.opened_streams())
     finally:
         c.stop()
 

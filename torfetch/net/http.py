@@ -8,6 +8,8 @@ Foreign exceptions are translated into torfetch's tree here and only here.
 from __future__ import annotations
 
 import http.cookiejar
+import math
+import ssl
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +30,11 @@ from ..errors import (
     NotFoundError,
     TorUnavailable,
 )
-from .isolation import IsolationPolicy
+from .isolation import IsolationKey, IsolationPolicy, origin_of, service_of
 
 # Same for every torfetch user; never pacman's HTTP_USER_AGENT unless asked.
 GENERIC_USER_AGENT = "torfetch"
-CHUNK = 64 * 1024
+FILE_CHUNK = 1024 * 1024  # one worker-thread hop per MiB of a file:// read
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,43 @@ def _file_path(url: str) -> str:
     return urllib.parse.unquote(parts.path)
 
 
+def _show(url: str) -> str:
+    """A URL from a server, fit for one line of stderr."""
+    text = url.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _redirect_method(status: int, method: str) -> str:
+    """What the next hop's method is (RFC 9110 §15.4, as browsers and httpx do)."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status == 302 and method != "HEAD":
+        return "GET"
+    if status == 301 and method == "POST":
+        return "GET"
+    return method
+
+
 class Network:
-    """Open per-purpose clients lazily; close them all on exit.
+    """Open per-isolation-key clients lazily; close them all on exit.
 
     ``proxy`` None means direct connections (only allowed when the user gave
     no --proxy). ``direct_purposes`` lists purposes that bypass the proxy
     (``{"package"}`` with --bypass-proxy-for-pkgs).
+
+    Redirects are followed here, not by httpx: httpx follows them inside one
+    client, so a redirect to another host kept the first host's circuit.
+    Each hop picks its client by its own origin (same purpose, same package
+    scope), at most ``MAX_REDIRECTS`` hops, http(s) only, never https → http.
+
+    Every proxied stream is counted per isolation key (``opened_streams``):
+    httpcore reports each completed SOCKS handshake through its ``trace``
+    extension, and a keep-alive request reuses the stream without one, so
+    the count is exactly what tor's STREAM events should show.
     """
+
+    MAX_REDIRECTS = 5
 
     def __init__(
         self,
@@ -92,6 +124,7 @@ class Network:
         direct_purposes: frozenset[str] = frozenset(),
         user_agent: str = GENERIC_USER_AGENT,
         on_request: Callable[[str, str, str], None] | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.proxy = normalise_proxy(proxy) if proxy else None
         self.timeouts = timeouts
@@ -99,7 +132,9 @@ class Network:
         self.direct_purposes = direct_purposes
         self.user_agent = user_agent
         self.on_request = on_request
-        self._clients: dict[object, httpx.AsyncClient] = {}
+        self.verify = verify  # None: the system's trust store (tests pass their own CA)
+        self._clients: dict[tuple[bool, IsolationKey], httpx.AsyncClient] = {}
+        self._opened: dict[IsolationKey, int] = {}
 
     async def __aenter__(self) -> "Network":
         return self
@@ -113,15 +148,25 @@ class Network:
     def uses_proxy(self, purpose: str) -> bool:
         return self.proxy is not None and purpose not in self.direct_purposes
 
-    def _client(self, purpose: str, url: str, package: str) -> httpx.AsyncClient:
-        direct = not self.uses_proxy(purpose)
-        key = self.isolation.key(purpose, host_of(url), package)
-        ck = ("direct", key) if direct else ("proxy", key)
-        client = self._clients.get(ck)
+    def key_for(self, purpose: str, url: str, package: str = "", service: str | None = None) -> IsolationKey:
+        """The isolation key of a request: ``service`` (a base URL) names it if given, else the URL's origin."""
+        try:
+            name = service_of(service) if service is not None else origin_of(url)
+        except ValueError as exc:
+            raise ConfigError(f"not a usable http(s) URL: {_show(service or url)}") from exc
+        return self.isolation.key(purpose, name, package)
+
+    def opened_streams(self) -> dict[tuple[str, str], tuple[str, int]]:
+        """SOCKS credentials → (isolation key label, streams opened through the proxy with them)."""
+        return {self.isolation.credentials(k): (k.label().replace("\n", " "), n) for k, n in self._opened.items()}
+
+    def _client(self, key: IsolationKey, direct: bool) -> httpx.AsyncClient:
+        client = self._clients.get((direct, key))
         if client is None:
             proxy_url = None
             if not direct:
-                assert self.proxy is not None  # uses_proxy() checked it
+                if self.proxy is None:  # uses_proxy() checked it; never fall back to direct
+                    raise TorUnavailable("no Tor proxy configured")
                 user, pw = self.isolation.credentials(key)
                 proxy_url = self.proxy.replace("socks5h://", f"socks5h://{user}:{pw}@", 1)
             t = self.timeouts
@@ -132,11 +177,11 @@ class Network:
                 headers={"User-Agent": self.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"},
                 # A jar whose policy accepts no domain: cookies are never stored or sent.
                 cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
-                follow_redirects=True,  # mirror redirectors; same purpose, same circuit
-                max_redirects=5,
+                follow_redirects=False,  # stream() follows them, each hop on its own origin's circuit
                 trust_env=False,  # never pick up HTTP(S)_PROXY / NO_PROXY behind the user's back
+                verify=self.verify if self.verify is not None else True,
             )
-            self._clients[ck] = client
+            self._clients[(direct, key)] = client
         return client
 
     async def request(
@@ -150,12 +195,13 @@ class Network:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         package: str = "",
+        service: str | None = None,
     ) -> Response:
         """Fetch a small document into memory; any HTTP status is returned."""
         chunks: list[bytes] = []
         status, hdrs = await self.stream(
             purpose, method, url, chunks.append, max_bytes=max_bytes, timeout=timeout,
-            content=content, headers=headers, package=package, raise_for_status=False,
+            content=content, headers=headers, package=package, raise_for_status=False, service=service,
         )
         return Response(status, b"".join(chunks), hdrs, url)
 
@@ -177,63 +223,175 @@ class Network:
         headers: Mapping[str, str] | None = None,
         package: str = "",
         raise_for_status: bool = True,
+        service: str | None = None,
     ) -> tuple[int, Mapping[str, str]]:
         """Stream a body into ``sink`` chunk by chunk; memory stays flat.
 
-        Raises DownloadTooLarge past ``max_bytes``, FetchTimeout past
-        ``timeout`` seconds in total, and maps every transport failure.
+        Args:
+          service: the base URL of the service asked (a rebuilder's URL with
+            its path); its origin and path name the circuit. Default: the
+            URL's origin.
+
+        Raises DownloadTooLarge past ``max_bytes`` (or when Content-Length
+        says so, before the body), FetchTimeout past ``timeout`` seconds in
+        total, past ``timeouts.connect`` before the connection (SOCKS
+        handshake included) is up, or below the low-speed rule; NetworkError
+        for a redirect loop, a redirect off http(s) or from https to http;
+        and maps every transport failure.
         """
         scheme = urllib.parse.urlsplit(url).scheme.lower()
-        if self.on_request is not None:
-            self.on_request(purpose, method, url)
         try:
             with trio.fail_after(timeout):
                 if scheme == "file":
+                    if self.on_request is not None:
+                        self.on_request(purpose, method, url)
                     return await self._stream_file(url, sink, max_bytes)
                 if scheme not in ("http", "https"):
                     raise ConfigError(f"unsupported URL scheme {scheme!r} in {url}")
-                client = self._client(purpose, url, package)
-                with _map_errors(purpose, url, self.uses_proxy(purpose)):
-                    async with client.stream(method, url, content=content, headers=headers) as resp:
-                        if raise_for_status:
-                            _raise_for_status(resp.status_code, url)
-                        total = 0
-                        async for chunk in resp.aiter_raw(CHUNK):
-                            total += len(chunk)
-                            if total > max_bytes:
-                                raise DownloadTooLarge(
-                                    f"{_name(url)} is larger than the limit of {max_bytes} bytes"
-                                )
-                            sink(chunk)
-                        return resp.status_code, dict(resp.headers)
+                first_key = key = self.key_for(purpose, url, package, service)
+                first_origin = self.key_for(purpose, url).service  # the URL's own origin, validated
+                for _hop in range(self.MAX_REDIRECTS + 1):
+                    if self.on_request is not None:
+                        self.on_request(purpose, method, url)
+                    status, hdrs, location = await self._send(
+                        purpose, key, method, url, sink, max_bytes=max_bytes, content=content, headers=headers,
+                        raise_for_status=raise_for_status)
+                    if location is None:
+                        return status, hdrs
+                    url, key = self._next_hop(purpose, url, location, package, first_origin, first_key)
+                    new_method = _redirect_method(status, method)
+                    if new_method != method:
+                        method, content = new_method, None
+                raise NetworkError(f"{purpose} request for {_name(url)}: more than {self.MAX_REDIRECTS} redirects "
+                                   f"(last to {_show(url)})")
         except trio.TooSlowError as exc:
             raise FetchTimeout(f"{purpose} lookup of {_name(url)} took longer than {timeout:g} s") from exc
 
+    def _next_hop(self, purpose: str, url: str, location: str, package: str, first_origin: str,
+                  first_key: IsolationKey) -> tuple[str, IsolationKey]:
+        """Resolve a Location and pick the hop's circuit; refuse what pacman's curl would not do safely."""
+        what = f"{purpose} request for {_name(url)}"
+        try:
+            target = urllib.parse.urljoin(url, location.strip())
+            parts = urllib.parse.urlsplit(target)
+            target = urllib.parse.urlunsplit(parts._replace(fragment=""))
+            new_scheme = parts.scheme.lower()
+        except ValueError as exc:
+            raise NetworkError(f"{what}: redirect to a malformed URL {_show(location)}") from exc
+        if new_scheme not in ("http", "https"):
+            raise NetworkError(f"{what}: refusing a redirect to {new_scheme or 'a relative'}:// URL {_show(target)}",
+                               hint="only http:// and https:// redirects are followed")
+        if urllib.parse.urlsplit(url).scheme.lower() == "https" and new_scheme == "http":
+            raise NetworkError(f"{what}: refusing a redirect from https to http ({_show(target)})",
+                               hint="the server downgraded the connection; ask for the http:// URL if you mean it")
+        try:
+            origin = origin_of(target)
+        except ValueError as exc:
+            raise NetworkError(f"{what}: redirect to a malformed URL {_show(target)}") from exc
+        # Back on the first origin: the service's own circuit (a rebuilder's base path included);
+        # anywhere else: that origin's circuit for this purpose and package.
+        key = first_key if origin == first_origin else self.isolation.key(purpose, origin, package)
+        return target, key
+
+    async def _send(
+        self, purpose: str, key: IsolationKey, method: str, url: str, sink: Callable[[bytes], object], *,
+        max_bytes: int, content: bytes | None, headers: Mapping[str, str] | None, raise_for_status: bool,
+    ) -> tuple[int, Mapping[str, str], str | None]:
+        """One hop. Returns (status, headers, Location of a redirect or None); a redirect's body is not read."""
+        direct = not self.uses_proxy(purpose)
+        client = self._client(key, direct)
+        t = self.timeouts
+        what = f"{purpose} request for {_name(url)}"
+        # One cancel scope, two jobs: until the request goes out it is the
+        # connect bound (TCP + SOCKS handshake + TLS: httpx's own connect
+        # timeout does not cover waiting for the SOCKS reply); from then on it
+        # is the low-speed rule's window (pacman's curl: CURLOPT_LOW_SPEED_*).
+        quota = t.low_speed_limit * t.low_speed_time
+        scope = trio.CancelScope(deadline=trio.current_time() + t.connect)
+        phase = "connect"
+
+        def next_window() -> None:
+            scope.deadline = trio.current_time() + t.low_speed_time if quota > 0 else math.inf
+
+        async def trace(event: str, info: object) -> None:
+            nonlocal phase
+            if event.endswith(".setup_socks5_connection.complete"):
+                self._opened[key] = self._opened.get(key, 0) + 1  # one SOCKS stream = one tor STREAM
+            elif event.endswith(".send_request_headers.started") and phase == "connect":
+                phase = "transfer"
+                next_window()
+
+        with scope:
+            with _map_errors(purpose, url, not direct):
+                async with client.stream(method, url, content=content, headers=headers,
+                                         extensions={"trace": trace}) as resp:
+                    location = resp.headers.get("location")
+                    if resp.status_code in (301, 302, 303, 307, 308) and location:
+                        return resp.status_code, dict(resp.headers), location
+                    if raise_for_status:
+                        _raise_for_status(resp.status_code, url)
+                    length = resp.headers.get("content-length", "")
+                    if length.isascii() and length.isdigit() and int(length) > max_bytes:
+                        raise DownloadTooLarge(f"{_name(url)} is larger than the limit of {max_bytes} bytes "
+                                               f"(Content-Length {int(length)})")
+                    total = window = 0
+                    async for chunk in resp.aiter_raw():  # as received: a chunker would hide progress from the low-speed rule
+                        total += len(chunk)
+                        if total > max_bytes:
+                            raise DownloadTooLarge(f"{_name(url)} is larger than the limit of {max_bytes} bytes")
+                        sink(chunk)
+                        window += len(chunk)
+                        if window >= quota:
+                            window = 0
+                            next_window()
+                    return resp.status_code, dict(resp.headers), None
+        # only reached when the scope's own deadline cancelled the request
+        if phase == "connect":
+            raise FetchTimeout(f"{what}: no connection within {t.connect:g} s (--connect-timeout)"
+                               + (": the SOCKS proxy did not complete the handshake" if not direct else ""),
+                               hint="is --proxy tor's SocksPort, and is tor bootstrapped?" if not direct else None)
+        raise FetchTimeout(f"{what}: slower than {t.low_speed_limit} bytes/s over {t.low_speed_time:g} s "
+                           "(--low-speed-limit, --low-speed-time)")
+
     async def _stream_file(self, url: str, sink: Callable[[bytes], object], max_bytes: int) -> tuple[int, Mapping[str, str]]:
+        # open() and read() run in a worker thread: a FIFO without a writer, a
+        # hung NFS mount or a slow disk must not stall the event loop (the
+        # deadline still fires; the abandoned thread holds no output).
         path = _file_path(url)
         try:
-            f = open(path, "rb")
+            # unbuffered: a BufferedReader's close() would wait for the lock an abandoned read holds
+            f = await trio.to_thread.run_sync(lambda: open(path, "rb", buffering=0), abandon_on_cancel=True)
         except FileNotFoundError as exc:
             raise NotFoundError(f"{path} does not exist") from exc
         except OSError as exc:
             raise NetworkError(f"cannot read {path}: {exc.strerror}") from exc
-        with f:
+        abandoned = False
+        try:
             total = 0
             while True:
-                chunk = f.read(CHUNK)
+                try:
+                    chunk = await trio.to_thread.run_sync(f.read, FILE_CHUNK, abandon_on_cancel=True)
+                except OSError as exc:
+                    raise NetworkError(f"cannot read {path}: {exc.strerror}") from exc
+                except BaseException:
+                    abandoned = True  # a read may still run in its thread: it closes the file when done
+                    raise
                 if not chunk:
                     break
                 total += len(chunk)
                 if total > max_bytes:
                     raise DownloadTooLarge(f"{_name(url)} is larger than the limit of {max_bytes} bytes")
                 sink(chunk)
-                await trio.lowlevel.checkpoint()
+        finally:
+            if not abandoned:
+                f.close()
         return 200, {}
 
 
 def _name(url: str) -> str:
+    # a redirect hop's URL comes from the server: printable, bounded
     path = urllib.parse.urlsplit(url).path
-    return urllib.parse.unquote(path.rsplit("/", 1)[-1]) or url
+    return _show(urllib.parse.unquote(path.rsplit("/", 1)[-1]) or url)
 
 
 def _raise_for_status(status: int, url: str) -> None:

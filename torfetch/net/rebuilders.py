@@ -3,7 +3,9 @@
 pacman-bintrans asks rebuilders one after another, 5 s each, so three slow
 rebuilders cost 15 s and one hanging rebuilder delays every package. Here
 all are asked at once in one nursery (each request goes through ``Network``
-with purpose "rebuilder", which isolates every host on its own circuit):
+with purpose "rebuilder" and the rebuilder's base URL as its service, so
+every rebuilder (origin and base path: two on one host are two) rides its
+own circuit):
 the lookup succeeds as soon as ``required`` rebuilders confirmed (the rest
 are cancelled) and fails as soon as too few can still confirm.
 
@@ -66,10 +68,11 @@ def _header(headers: object, name: str) -> str | None:
     return None
 
 
-async def _get(net: Network, url: str, *, max_bytes: int, package: str) -> tuple[int, bytes]:
+async def _get(net: Network, url: str, *, max_bytes: int, package: str, service: str) -> tuple[int, bytes]:
     # The per-rebuilder deadline is the caller's trio.move_on_after; this
-    # timeout is only a backstop.
-    r = await net.request("rebuilder", "GET", url, max_bytes=max_bytes, timeout=24 * 3600.0, package=package)
+    # timeout is only a backstop. ``service`` (the rebuilder's base URL) names the circuit.
+    r = await net.request("rebuilder", "GET", url, max_bytes=max_bytes, timeout=24 * 3600.0, package=package,
+                          service=service)
     if r.status != 200:
         return r.status, b""
     return 200, decode_body(r.body, _header(r.headers, "content-encoding"), max_bytes)
@@ -81,7 +84,8 @@ async def _lookup(net: Network, spec: RebuilderSpec, key: bytes | None, *, filen
     cap = limits.rebuilder_max_bytes
     # (1) v1, then v0 on 404 or on something that is not a rebuilder answer (an HTML front page)
     status, body = await _get(net, endpoint(spec.url, "api/v1/packages/binary", {
-        "distribution": "archlinux", "name": pkgname, "version": version}), max_bytes=cap, package=package)
+        "distribution": "archlinux", "name": pkgname, "version": version}), max_bytes=cap, package=package,
+        service=spec.url)
     records: list[Record] | None = None
     v1_note = f"v1 answered HTTP {status}"
     if status == 200:
@@ -94,7 +98,7 @@ async def _lookup(net: Network, spec: RebuilderSpec, key: bytes | None, *, filen
         return Answer(name, Verdict.FAILED, f"answered HTTP {status}")
     if records is None:
         status, body = await _get(net, endpoint(spec.url, "api/v0/pkgs/list", {
-            "distro": "archlinux", "name": pkgname}), max_bytes=cap, package=package)
+            "distro": "archlinux", "name": pkgname}), max_bytes=cap, package=package, service=spec.url)
         if status != 200:
             return Answer(name, Verdict.FAILED, f"{v1_note}, v0 answered HTTP {status}")
         try:
@@ -115,7 +119,7 @@ async def _lookup(net: Network, spec: RebuilderSpec, key: bytes | None, *, filen
     for rec in candidates:
         status, att = await _get(net, endpoint(
             spec.url, f"api/v1/builds/{rec.build_id}/artifacts/{rec.artifact_id}/attestation"),
-            max_bytes=limits.attestation_max_bytes, package=package)
+            max_bytes=limits.attestation_max_bytes, package=package, service=spec.url)
         if status == 200:
             return _Pending(api, att, detail)
         last = f"HTTP {status}"

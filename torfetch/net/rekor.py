@@ -17,7 +17,7 @@ from importlib import resources
 import trio
 
 from ..config import Limits, Options, Timeouts
-from ..errors import ConfigError, EntryNotFoundError, HTTPStatusError, StateError, TransparencyLogError
+from ..errors import ConfigError, EntryNotFoundError, FetchTimeout, HTTPStatusError, StateError, TransparencyLogError
 from ..store.logstate import LogStateStore
 from ..store.statedir import default_state_dir
 from ..verify import merkle
@@ -177,6 +177,18 @@ async def prove_in_log(net: Network, cfg: LogConfig, *, signature_line: bytes, k
     body = rekord_body(signature_line, key_line, artifact)
     leaf_hex = merkle.leaf_hash(body).hex()
     timeout = timeouts.lookup_total
+    try:
+        return await _prove_in_log(net, cfg, body=body, leaf_hex=leaf_hex, signature_file=signature_file,
+                                   pub_file=pub_file, artifact=artifact, limits=limits, timeout=timeout,
+                                   package=package, subject=subject, report=report)
+    except trio.TooSlowError as exc:  # this lookup's own deadline, named as such
+        raise FetchTimeout(f"log lookup for {subject} at {cfg.url} took longer than {timeout * 2:g} s "
+                           f"(twice --lookup-timeout)") from exc
+
+
+async def _prove_in_log(net: Network, cfg: LogConfig, *, body: bytes, leaf_hex: str, signature_file: bytes,
+                        pub_file: bytes, artifact: bytes, limits: Limits, timeout: float, package: str,
+                        subject: str, report: Callable[[str], None]) -> VerifiedEntry:
     with trio.fail_after(timeout * 2):
         r = await _get_entry(net, cfg, leaf_hex, limits, timeout, package)
         if r.status == 404:

@@ -19,7 +19,7 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from ..errors import IsolationError, TorUnavailable
 
 BOOTSTRAP_TIMEOUT = 120.0
 CONTROL_TIMEOUT = 20.0
+_AUDIT_POLLS, _AUDIT_POLL_S = 50, 0.1  # wait at most 5 s for tor's last STREAM events
 PASSWORD_ENV = "TORFETCH_CONTROL_PASSWORD"
 
 
@@ -91,6 +92,7 @@ class CircuitAudit:
     """Records which circuit each of our streams used, from STREAM events."""
 
     controller: object
+    control: str = "?"  # the --tor-control spec, for messages
     streams: list[tuple[str, str, str, str]] = field(default_factory=list)  # (circ, user, password, target)
 
     def on_stream(self, event) -> None:  # stem's thread: append only
@@ -114,8 +116,36 @@ class CircuitAudit:
                 out.append(f"circuit {circ} carried {len(keys)} isolation keys ({', '.join(names)})")
         return out
 
-    async def check(self) -> None:
-        await trio.sleep(0.3)  # let stem's thread deliver the last events
+    def shortfall(self, opened: Mapping[tuple[str, str], tuple[str, int]]) -> list[tuple[str, int, int]]:
+        """Keys for which tor saw fewer streams than torfetch opened: (label, seen, opened)."""
+        seen: dict[tuple[str, str], int] = {}
+        for _, user, pw, _ in list(self.streams):
+            seen[(user, pw)] = seen.get((user, pw), 0) + 1
+        return sorted((label, seen.get(cred, 0), n) for cred, (label, n) in opened.items() if seen.get(cred, 0) < n)
+
+    async def check(self, opened: Mapping[tuple[str, str], tuple[str, int]]) -> None:
+        """Fail unless tor saw every stream torfetch opened, and no two keys shared a circuit.
+
+        Args:
+          opened: what ``Network.opened_streams()`` counted: SOCKS credentials
+            → (key label, streams). Silence proves nothing: if ``--proxy`` is
+            another tor, or not tor at all, this tor sees none of our streams
+            and its audit would find no violation.
+        """
+        # stem's thread delivers events a little after tor answered the SOCKS request: wait, bounded.
+        for _ in range(_AUDIT_POLLS):
+            if not self.shortfall(opened):
+                break
+            await trio.sleep(_AUDIT_POLL_S)
+        await trio.sleep(_AUDIT_POLL_S)  # and for late events of other keys
+        missing = self.shortfall(opened)
+        if missing:
+            total = sum(n for _, n in opened.values())
+            unseen = sum(n - got for _, got, n in missing)
+            raise IsolationError(
+                f"circuit audit proves nothing: tor's control port {self.control} saw {total - unseen} of the "
+                f"{total} streams torfetch opened ({'; '.join(f'{label}: {got} of {n}' for label, got, n in missing)})",
+                hint="--proxy must be the SocksPort of the tor whose control port --tor-control names")
         bad = self.violations()
         if bad:
             raise IsolationError("two lookups shared a Tor circuit: " + "; ".join(bad),
@@ -197,9 +227,16 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
                 raise TorUnavailable(f"the private tor did not bootstrap within {BOOTSTRAP_TIMEOUT:g} s") from exc
             report(f"private tor bootstrapped, SocksPort {proxy}")
         if control:
-            with trio.fail_after(CONTROL_TIMEOUT):
-                ctl = await trio.to_thread.run_sync(_connect, control, abandon_on_cancel=True)
-                status = await trio.to_thread.run_sync(ctl.get_info, "status/bootstrap-phase", abandon_on_cancel=True)
+            # Only the control-port calls are under this bound: a TooSlowError from the
+            # lookups inside the ``yield`` below is theirs, not the control port's.
+            try:
+                with trio.fail_after(CONTROL_TIMEOUT):
+                    ctl = await trio.to_thread.run_sync(_connect, control, abandon_on_cancel=True)
+                    status = await trio.to_thread.run_sync(ctl.get_info, "status/bootstrap-phase",
+                                                           abandon_on_cancel=True)
+            except trio.TooSlowError as exc:
+                raise TorUnavailable(f"tor's control port {control} did not answer within {CONTROL_TIMEOUT:g} s") \
+                    from exc
             progress, summary = parse_bootstrap(status)
             if progress < 100:
                 raise TorUnavailable(f"tor is not bootstrapped ({progress}%): {summary}",
@@ -214,13 +251,11 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
         audit = None
         if opts.audit_circuits:
             assert ctl is not None
-            audit = CircuitAudit(ctl)
+            audit = CircuitAudit(ctl, control=str(control))
             stem = _stem()
             await trio.to_thread.run_sync(ctl.add_event_listener, audit.on_stream, stem.control.EventType.STREAM,
                                           abandon_on_cancel=True)
         yield TorContext(proxy=proxy, audit=audit, controller=ctl)
-    except trio.TooSlowError as exc:
-        raise TorUnavailable(f"tor's control port {control} did not answer within {CONTROL_TIMEOUT:g} s") from exc
     finally:
         if ctl is not None:
             with trio.move_on_after(2, shield=True):
