@@ -136,3 +136,9 @@ def test_fuzz_public_key_parser(data: bytes) -> None:
         minisign.PublicKey.parse(data)
     except TorfetchError:
         pass
+
+
+def test_public_key_text_with_undecodable_bytes_is_a_typed_error() -> None:
+    # `--pubkey $'\xff'` reaches the parser as a lone surrogate (argv's surrogateescape)
+    with pytest.raises(MalformedInputError, match="not valid text"):
+        minisign.PublicKey.parse("RWQ\udcff")
