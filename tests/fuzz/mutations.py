@@ -55,6 +55,30 @@ def mutated_bytes(draw: st.DrawFn, seed: bytes, max_ops: int = 4) -> bytes:
     return bytes(data)
 
 
+_EDGE_CHARS = ["\ud800", "\udcff", "\n", "\r", " ", "\u2014", "²", "١", "0", "9", "=", "/", "+", "\x00", "\ufeff", "é"]
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn, seed: str, max_ops: int = 3) -> str:
+    """``seed`` after a few character edits, with the characters text parsers trip on most."""
+    chars = list(seed)
+    for _ in range(draw(st.integers(min_value=1, max_value=max_ops))):
+        op = draw(st.sampled_from(["set", "insert", "delete", "dup", "truncate"]))
+        pos = draw(st.integers(min_value=0, max_value=len(chars)))
+        new = draw(st.sampled_from(_EDGE_CHARS) | st.characters())
+        if op == "set" and pos < len(chars):
+            chars[pos] = new
+        elif op == "insert":
+            chars[pos:pos] = [new]
+        elif op == "delete":
+            del chars[pos : pos + draw(st.integers(min_value=1, max_value=16))]
+        elif op == "dup":
+            chars[pos:pos] = chars[pos : pos + draw(st.integers(min_value=1, max_value=16))]
+        elif op == "truncate":
+            del chars[pos:]
+    return "".join(chars)
+
+
 def _paths(obj: object, prefix: tuple = ()) -> Iterator[tuple]:
     yield prefix
     if isinstance(obj, dict):
@@ -81,8 +105,7 @@ def _near(draw: st.DrawFn, value: object) -> object:
                     | st.sampled_from(_EDGE_INTS) | json_leaf)
     if isinstance(value, str):
         if value and draw(st.booleans()):
-            i = draw(st.integers(min_value=0, max_value=len(value) - 1))
-            return value[:i] + draw(st.sampled_from(["0", "f", "=", "A", "/", "\ud800", "²", ""])) + value[i + 1 :]
+            return draw(mutated_text(value))
         return draw(st.sampled_from([value + value, value[: len(value) // 2], value.upper(), value + "\n"])
                     | st.sampled_from(_EDGE_STRINGS) | json_leaf)
     if isinstance(value, list):

@@ -88,7 +88,7 @@ def parse_checkpoint_body(body: str) -> Checkpoint:
     origin, size_s, root_s, *ext = lines[:-1]
     if not origin or len(origin) > 512:
         raise MalformedInputError("malformed checkpoint: bad origin line")
-    if not size_s.isdigit() or len(size_s) > 20 or (size_s.startswith("0") and size_s != "0"):
+    if not (size_s.isascii() and size_s.isdigit()) or len(size_s) > 20 or (size_s.startswith("0") and size_s != "0"):
         raise MalformedInputError("malformed checkpoint: invalid tree size")
     try:
         root = base64.b64decode(root_s, validate=True)
