@@ -30,12 +30,16 @@ json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dict
                           max_leaves=6)
 
 
+def _pick(draw: st.DrawFn, options: list[T]) -> T:
+    return options[draw(st.integers(min_value=0, max_value=len(options) - 1))]
+
+
 @st.composite
 def mutated_bytes(draw: st.DrawFn, seed: bytes, max_ops: int = 4) -> bytes:
     """``seed`` after a few byte-level edits: flip, insert, delete, duplicate, truncate, splice an edge value."""
     data = bytearray(seed)
     for _ in range(draw(st.integers(min_value=1, max_value=max_ops))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "dup", "truncate", "edge"]))
+        op = _pick(draw, ["flip", "set", "insert", "delete", "dup", "truncate", "edge"])
         pos = draw(st.integers(min_value=0, max_value=len(data)))
         if op == "flip" and pos < len(data):
             data[pos] ^= 1 << draw(st.integers(min_value=0, max_value=7))
@@ -58,14 +62,17 @@ def mutated_bytes(draw: st.DrawFn, seed: bytes, max_ops: int = 4) -> bytes:
 _EDGE_CHARS = ["\ud800", "\udcff", "\n", "\r", " ", "\u2014", "²", "١", "0", "9", "=", "/", "+", "\x00", "\ufeff", "é"]
 
 
+_CHAR = st.sampled_from(_EDGE_CHARS) | st.characters()
+
+
 @st.composite
 def mutated_text(draw: st.DrawFn, seed: str, max_ops: int = 3) -> str:
     """``seed`` after a few character edits, with the characters text parsers trip on most."""
     chars = list(seed)
     for _ in range(draw(st.integers(min_value=1, max_value=max_ops))):
-        op = draw(st.sampled_from(["set", "insert", "delete", "dup", "truncate"]))
+        op = _pick(draw, ["set", "insert", "delete", "dup", "truncate"])
         pos = draw(st.integers(min_value=0, max_value=len(chars)))
-        new = draw(st.sampled_from(_EDGE_CHARS) | st.characters())
+        new = draw(_CHAR)
         if op == "set" and pos < len(chars):
             chars[pos] = new
         elif op == "insert":
@@ -95,23 +102,31 @@ def _get(obj: object, path: tuple) -> object:
     return obj
 
 
+_EDGE_INT = st.sampled_from(_EDGE_INTS)
+_EDGE_STR = st.sampled_from(_EDGE_STRINGS)
+
+
 @st.composite
 def _near(draw: st.DrawFn, value: object) -> object:
-    """A value close to ``value``: same type, slightly wrong, or of another type."""
-    if isinstance(value, bool) or value is None:
+    """A value close to ``value``: same type and slightly wrong (mostly), an edge value, or any JSON value."""
+    kind = draw(st.integers(min_value=0, max_value=9))
+    if kind == 0:
+        return draw(json_value)
+    if kind == 1 or isinstance(value, bool) or value is None:
         return draw(json_leaf)
     if isinstance(value, int):
-        return draw(st.sampled_from([value + 1, value - 1, -value, str(value), float(value), bool(value)])
-                    | st.sampled_from(_EDGE_INTS) | json_leaf)
+        return draw(_EDGE_INT) if kind < 4 else _pick(draw, [value + 1, value - 1, -value, str(value), float(value),
+                                                             bool(value)])
     if isinstance(value, str):
-        if value and draw(st.booleans()):
+        if kind < 4:
+            return draw(_EDGE_STR)
+        if value and kind < 8:
             return draw(mutated_text(value))
-        return draw(st.sampled_from([value + value, value[: len(value) // 2], value.upper(), value + "\n"])
-                    | st.sampled_from(_EDGE_STRINGS) | json_leaf)
+        return _pick(draw, [value + value, value[: len(value) // 2], value.upper(), value + "\n"])
     if isinstance(value, list):
-        return draw(st.sampled_from([value[:-1], value + value[-1:], value[::-1], [], [value]]) | json_value)
+        return _pick(draw, [value[:-1], value + value[-1:], value[::-1], [], [value]])
     if isinstance(value, dict):
-        return draw(st.sampled_from([{}, [value], {k: value[k] for k in list(value)[:-1]}]) | json_value)
+        return _pick(draw, [{}, [value], {k: value[k] for k in list(value)[:-1]}, dict(value, extra=None)])
     return draw(json_value)
 
 
@@ -120,12 +135,12 @@ def mutated_json(draw: st.DrawFn, seed: object, max_ops: int = 3) -> object:
     """A deep copy of the JSON document ``seed`` with 1..max_ops nodes replaced, deleted or added."""
     doc = copy.deepcopy(seed)
     for _ in range(draw(st.integers(min_value=1, max_value=max_ops))):
-        path = draw(st.sampled_from(list(_paths(doc))))
+        path = _pick(draw, list(_paths(doc)))
         if not path:
             doc = draw(_near(doc))
             continue
         parent = _get(doc, path[:-1])
-        op = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add"]))
+        op = _pick(draw, ["replace", "replace", "replace", "delete", "add"])
         if op == "replace":
             parent[path[-1]] = draw(_near(parent[path[-1]]))  # type: ignore[index]
         elif op == "delete":

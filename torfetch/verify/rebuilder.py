@@ -391,7 +391,7 @@ def verify_attestation(data: bytes, *, pinned_key: bytes, filename: str, sha256_
         raise AttestationError(f"attestation has no sha256 for the product {filename}")
     if digest.lower() != sha256_hex.lower():
         raise AttestationError(
-            f"the rebuilt {filename} has sha256 {digest[:64]}, not the downloaded {sha256_hex}")
+            f"the rebuilt {filename} has sha256 {digest[:64]!r}, not the downloaded {sha256_hex}")
     return AttestationCheck(keyid, digest.lower())
 
 
