@@ -224,6 +224,9 @@ def _number(f: bytes) -> int:
         raise PackageContentError("package archive has a corrupt tar header") from exc
 
 
+_LOW_BYTES = bytes(range(128))
+
+
 def _checksum_ok(h: bytes) -> bool:
     stored = h[148:156].replace(b"\x00", b" ").strip()
     try:
@@ -232,8 +235,8 @@ def _checksum_ok(h: bytes) -> bool:
         return False
     blanked = h[:148] + b" " * 8 + h[156:]
     unsigned = sum(blanked)
-    signed = sum(b - 256 if b > 127 else b for b in blanked)  # old tars summed signed chars
-    return want in (unsigned, signed)
+    high = len(blanked.translate(None, _LOW_BYTES))  # bytes >= 128: old tars summed them as signed chars
+    return want in (unsigned, unsigned - 256 * high)
 
 
 def _pax_records(body: bytes) -> dict[bytes, bytes]:
