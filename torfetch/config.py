@@ -53,7 +53,6 @@ class Options:
     log_key: str | None = None
     state_dir: Path | None = None
     no_upload: bool = False
-    no_log: bool = False
     isolate: str = "purpose"
     tor_control: str | None = None
     tor_launch: bool = False
