@@ -1,4 +1,4 @@
-"""Rebuilder answers and in-toto attestations (torfetch/verify/rebuilder.py): only typed errors come out."""
+"""Rebuilder answers and in-toto attestations (torfetch/verify/rebuilder.py, intoto.py): only typed errors come out."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.fuzz.mutations import FUZZ_EXAMPLES, mutated_bytes, mutated_json, mutated_json_bytes, typed_errors_only
 from tests.servers.rebuilderd import Pkg, RebuilderdServer
 from torfetch.errors import AttestationError, MalformedInputError, TorfetchError, VerificationError
-from torfetch.verify.rebuilder import (AttestationCheck, Record, Verdict, in_toto_canonical, match, parse_records,
-                                       parse_v0, parse_v1, verify_attestation)
+from torfetch.verify.intoto import AttestationCheck, in_toto_canonical, verify_attestation
+from torfetch.verify.rebuilder import Record, Verdict, match, parse_records, parse_v0, parse_v1
 
 NAME, VERSION = "foo", "1:2.0-3"
 FN = f"{NAME}-{VERSION}-x86_64.pkg.tar.zst"
