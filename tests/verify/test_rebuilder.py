@@ -42,16 +42,6 @@ def test_tally_knows_when_done_and_when_hopeless() -> None:
     assert t.hopeless() and "only 1 of 3" in t.summary("foo 1")
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=500))
-def test_fuzz_parsers(data: bytes) -> None:
-    for fn in (parse_v1, parse_v0):
-        try:
-            fn(data, 10_000)
-        except TorfetchError:
-            pass
-
-
 def test_match_edge_cases() -> None:
     assert match([Record("foo", "1-1", "FAIL")], "foo", "1-1")[0] is Verdict.UNKNOWN
     v, rec, _ = match([Record("foo", "1-1", "GOOD"), Record("foo", "1-1", "GOOD", 4, 5)], "foo", "1-1")
@@ -96,12 +86,3 @@ def test_fuzz_match_confirms_only_exact_good(rows) -> None:
     assert (verdict is Verdict.CONFIRMED) == (("foo", "1-1", "GOOD") in rows)
     if verdict is Verdict.BAD:
         assert ("foo", "1-1", "BAD") in rows
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=400))
-def test_fuzz_parse_records(data: bytes) -> None:
-    try:
-        parse_records(data, 10_000)
-    except TorfetchError:
-        pass
