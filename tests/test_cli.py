@@ -138,9 +138,16 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     assert sorted(x.name for x in tmp_path.iterdir()) == ["www"]
 
 
-def test_pacman_bintrans_flags_are_accepted() -> None:
+def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) -> None:
     r = run("--help")
     assert r.returncode == 0
     for flag in ("-O", "--transparency-url", "--pubkey", "--proxy", "--bypass-proxy-for-pkgs", "--rebuilder",
                  "--required-rebuild-confirms", "-v"):
         assert flag in r.stdout
+    # listed, and taken: a pacman-bintrans XferCommand line (its flags but --proxy, which needs a SOCKS proxy) runs
+    out = tmp_path / "core.db.part"
+    r = run("-v", "--transparency-url", f"{served.url}/t", "--pubkey",
+            "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "--rebuilder", f"{served.url}/rebuild/",
+            "--required-rebuild-confirms", "1", "-O", str(out), f"{served.url}/core.db")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == b"db bytes" * 1000
