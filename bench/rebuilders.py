@@ -22,7 +22,8 @@ from tests.servers.rebuilderd import Pkg, RebuilderdServer  # noqa: E402
 from torfetch.config import Limits, Timeouts  # noqa: E402
 from torfetch.net.http import Network  # noqa: E402
 from torfetch.net.rebuilders import confirm_rebuilds  # noqa: E402
-from torfetch.verify.rebuilder import RebuilderSpec, endpoint  # noqa: E402
+from torfetch.net.rebuilder_url import endpoint  # noqa: E402
+from torfetch.verify.rebuilder import RebuilderSpec  # noqa: E402
 
 SHA = "ab" * 32
 

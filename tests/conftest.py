@@ -6,9 +6,13 @@ import os
 
 import pytest
 
+# tests/test_conftest.py runs pytest inside pytest to prove the hook below works.
+pytest_plugins = ["pytester"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    # Every phase: a skipif mark or a pytest.skip() in a fixture skips in "setup", a pytest.skip() in the body in "call".
     outcome = yield
     report = outcome.get_result()
     if os.environ.get("TORFETCH_NO_SKIP") == "1" and report.skipped and not hasattr(report, "wasxfail"):

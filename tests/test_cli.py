@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.servers.files import FileServer
 
@@ -78,21 +80,46 @@ def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: Fil
 
 
 def test_proxy_with_credentials_or_http_scheme_refused(tmp_path: Path) -> None:
-    for proxy in ("http://127.0.0.1:8080", "socks5://u:p@127.0.0.1:9050"):
+    # each refused for its own reason, named in the one line (not for some earlier, unrelated error)
+    for proxy, why in (("http://127.0.0.1:8080", "only socks5"), ("socks5://u:p@127.0.0.1:9050", "credentials")):
         r = run("-O", str(tmp_path / "o"), "--proxy", proxy, "http://127.0.0.1:1/core.db")
         assert r.returncode == 2, (proxy, r.stderr)
+        assert why in one_line(r.stderr), (proxy, r.stderr)
+
+
+def _log_key_file(tmp_path: Path) -> Path:
+    """A well-formed log key, so a run gets past the log configuration to the download."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    path = tmp_path / "log.pem"
+    path.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
 
 
 def test_size_cap(tmp_path: Path, served: FileServer) -> None:
-    out = tmp_path / "core.db.part"
-    # --max-size applies to packages; databases have their own (larger) cap. A package
-    # over the cap is refused before any signature is considered.
+    out = tmp_path / "big-1-1-any.pkg.tar.zst.part"
+    out.write_bytes(b"stale")
+    # --max-size applies to packages; databases have their own (larger) cap. A package over the cap is
+    # refused while it streams. The signature lookup is held back, so the size limit is what ends the run.
     (served.root / "big-1-1-any.pkg.tar.zst").write_bytes(b"x" * 5000)
+    (served.root / "big-1-1-any.pkg.tar.zst.t").write_bytes(b"untrusted comment: x\n")
+    served.behaviour.rules[".t"] = "slow"
+    served.behaviour.slow_seconds = 3
     r = run("-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
-            "--log-url", "http://127.0.0.1:9", "--log-key", "x", f"{served.url}/big-1-1-any.pkg.tar.zst")
-    assert r.returncode != 0
+            "--log-url", "http://127.0.0.1:9", "--log-key", str(_log_key_file(tmp_path)),
+            "--state-dir", str(tmp_path / "state"), f"{served.url}/big-1-1-any.pkg.tar.zst")
+    assert r.returncode == 3, r.stderr
+    line = one_line(r.stderr)
+    assert "size limit" in line and "big-1-1-any.pkg.tar.zst" in line and "1000" in line, line
+    assert ("GET", "/big-1-1-any.pkg.tar.zst") in served.requests  # the download was reached
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".torfetch-")] == []
+    # the same package under the cap gets past the size check (and fails later, on its signature)
+    served.behaviour.rules.clear()
+    r = run("-O", str(out), "--max-size", "5000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+            "--log-url", "http://127.0.0.1:9", "--log-key", str(_log_key_file(tmp_path)),
+            "--state-dir", str(tmp_path / "state"), f"{served.url}/big-1-1-any.pkg.tar.zst")
+    assert r.returncode == 1 and "signature" in one_line(r.stderr) and "size limit" not in r.stderr, r.stderr
+    assert not out.exists()
 
 
 def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
@@ -111,9 +138,16 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     assert sorted(x.name for x in tmp_path.iterdir()) == ["www"]
 
 
-def test_pacman_bintrans_flags_are_accepted() -> None:
+def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) -> None:
     r = run("--help")
     assert r.returncode == 0
     for flag in ("-O", "--transparency-url", "--pubkey", "--proxy", "--bypass-proxy-for-pkgs", "--rebuilder",
                  "--required-rebuild-confirms", "-v"):
         assert flag in r.stdout
+    # listed, and taken: a pacman-bintrans XferCommand line (its flags but --proxy, which needs a SOCKS proxy) runs
+    out = tmp_path / "core.db.part"
+    r = run("-v", "--transparency-url", f"{served.url}/t", "--pubkey",
+            "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "--rebuilder", f"{served.url}/rebuild/",
+            "--required-rebuild-confirms", "1", "-O", str(out), f"{served.url}/core.db")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == b"db bytes" * 1000

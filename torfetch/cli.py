@@ -94,7 +94,8 @@ def options_from_args(ns: argparse.Namespace) -> Options:
             raise ConfigError(f"cannot read --pubkey-file {ns.pubkey_file}: {exc.strerror}") from exc
     if ns.required_rebuild_confirms < 0:
         raise UsageError("--required-rebuild-confirms must be 0 or more")
-    from .verify.rebuilder import normalise_rebuilder_url, parse_rebuilder_key
+    from .keyfiles import parse_rebuilder_key
+    from .net.rebuilder_url import normalise_rebuilder_url
 
     # one spelling per rebuilder, so a key's URL matches its --rebuilder however it was written
     rebuilders = tuple(normalise_rebuilder_url(u) for u in ns.rebuilder)

@@ -58,7 +58,6 @@ class Options:
     log_origin: str | None = None  # the log's pinned origin name (checkpoints: '<name> - <tree id>')
     state_dir: Path | None = None
     no_upload: bool = False
-    no_log: bool = False
     isolate: str = "purpose"
     tor_control: str | None = None
     tor_launch: bool = False

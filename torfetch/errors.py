@@ -164,8 +164,3 @@ class IsolationError(TorfetchError):
 
     exit_code = 1
     check = "circuit isolation"
-
-
-class Interrupted(TorfetchError):
-    exit_code = 130
-    check = "interrupted"

@@ -23,10 +23,6 @@ class Reporter:
         if self.verbose >= 1:
             self._emit(f"[*] {msg}")
 
-    def detail(self, msg: str) -> None:
-        if self.verbose >= 2:
-            self._emit(f"    {msg}")
-
     def warn(self, msg: str) -> None:
         self._emit(f"torfetch: warning: {msg}")
 

@@ -6,6 +6,8 @@ import bz2
 import gzip
 import io
 import lzma
+import shutil
+import subprocess
 import tarfile
 import time
 import tracemalloc
@@ -129,15 +131,88 @@ def test_concatenated_streams(comp: str) -> None:
 
 
 def test_pkginfo_parsed_like_libalpm() -> None:
-    info = parse_pkginfo(b"# comment\npkgname=hello\n  pkgver =  1-1 \narch = any\ndepend = a\ndepend = b\nnonsense\n")
+    info = parse_pkginfo(b"# comment\npkgname = hello\npkgver = 1-1\narch = any\ndepend = a\ndepend = b\nnonsense\n")
     assert (info.pkgname, info.pkgver, info.arch) == ("hello", "1-1", "any")
     assert info.fields["depend"] == ("a", "b")
-    with pytest.raises(PackageContentError, match="more than once"):
-        parse_pkginfo(b"pkgname = a\npkgname = b\npkgver = 1-1\narch = any\n")
     with pytest.raises(PackageContentError, match="lacks pkgver"):
         parse_pkginfo(b"pkgname = a\narch = any\n")
     with pytest.raises(PackageContentError, match="more than"):
-        parse_pkginfo(b"pkgname = a\npkgver = 1\narch = any\n" + b"x = y\n" * 30000)
+        parse_pkginfo(b"pkgname = a\npkgver = 1-1\narch = any\n" + b"x = y\n" * 30000)
+
+
+BASE = b"pkgname = a\npkgver = 1-1\narch = any\n"
+
+
+def test_pkginfo_key_needs_exactly_space_equals_space() -> None:
+    # libalpm: the key ends at the first space, which must start " = "; other lines are ignored
+    for ignored in (b"pkgname=evil", b"pkgname  = evil", b" pkgname = evil", b"pkgname\t= evil", b"pkgname =evil",
+                    b"pkgname =", b"#pkgname = evil", b"# pkgname = evil", b"pkgname: evil"):
+        info = parse_pkginfo(BASE + ignored + b"\n")
+        assert info.pkgname == "a", ignored
+    with pytest.raises(PackageContentError, match="lacks pkgname"):
+        parse_pkginfo(BASE + b"pkgname = \n")  # "key = " with nothing after: an empty value, the last one
+
+
+def test_pkginfo_value_is_untrimmed_and_may_hold_equals() -> None:
+    info = parse_pkginfo(BASE + b"pkgdesc =  two  spaces \nurl = a = b\n")
+    assert info.fields["pkgdesc"] == (" two  spaces ",)  # after " = ": one space kept, trailing too
+    assert info.fields["url"] == ("a = b",)
+    # only \n ends a line: a CR stays in the value, so a CRLF .PKGINFO never matches its file name
+    info = parse_pkginfo(b"pkgname = hello\r\npkgver = 1-1\r\narch = any\r\n")
+    assert (info.pkgname, info.pkgver, info.arch) == ("hello\r", "1-1\r", "any\r")
+    with pytest.raises(PackageContentError):
+        check_matches_filename(info, parse_package_filename("hello-1-1-any.pkg.tar.zst"))
+    # the last line needs no newline
+    assert parse_pkginfo(b"pkgname = a\npkgver = 1-1\narch = any").arch == "any"
+
+
+def test_pkginfo_repeated_key_last_one_wins() -> None:
+    info = parse_pkginfo(b"pkgname = first\npkgver = 1-1\npkgbase = b1\narch = any\n"
+                         b"pkgname = second\npkgver = 2-2\npkgbase = b2\narch = x86_64\n")
+    assert (info.pkgname, info.pkgver, info.pkgbase, info.arch) == ("second", "2-2", "b2", "x86_64")
+    assert info.fields["pkgname"] == ("first", "second")
+    check_matches_filename(info, parse_package_filename("second-2-2-x86_64.pkg.tar.zst"))
+    with pytest.raises(PackageContentError, match="says it is second 2-2"):
+        check_matches_filename(info, parse_package_filename("first-1-1-any.pkg.tar.zst"))
+
+
+def test_pkginfo_version_needs_pkgrel_and_refusals() -> None:
+    with pytest.raises(PackageContentError, match="invalid pkgver"):
+        parse_pkginfo(b"pkgname = a\npkgver = 1\narch = any\n")  # libalpm: "invalid package version"
+    with pytest.raises(PackageContentError, match="NUL"):
+        parse_pkginfo(BASE + b"pkgname = a\0b\n")
+    with pytest.raises(PackageContentError, match="line of"):
+        parse_pkginfo(BASE + b"pkgdesc = " + b"x" * (512 * 1024) + b"\n")
+    parse_pkginfo(BASE + b"pkgdesc = " + b"x" * (512 * 1024 - 20) + b"\n")  # just under libalpm's limit
+    # not UTF-8: the byte is kept (a surrogate escape), not replaced by U+FFFD that a decoded name could equal
+    assert parse_pkginfo(b"pkgname = caf\xe9\npkgver = 1-1\narch = any\n").pkgname == "caf\udce9"
+
+
+LIBALPM_CASES = [
+    b"pkgname = first\npkgname = second\npkgver=9-9\npkgver = 1-1\n pkgver = 7-7\npkgver  = 8-8\n#pkgver = 6-6\narch = any\n",
+    b"pkgname = crlf\r\npkgver = 1-1\r\narch = any\r\n",
+    b"pkgname = x\npkgver = 2:1.0-3\npkgbase = y\narch = x86_64\npkgname = z\nurl = a = b\narch = any",
+    b"#\n\n\npkgname = sp ace\npkgver = 1-1 \narch = any\npkgname =\n",
+]
+
+
+@pytest.mark.pacman
+@pytest.mark.skipif(not shutil.which("pacman"), reason="needs Debian's pacman-package-manager")
+@pytest.mark.parametrize("pkginfo", LIBALPM_CASES)
+def test_pkginfo_agrees_with_real_libalpm(tmp_path: Path, pkginfo: bytes) -> None:
+    """What pacman -Qp (libalpm's parse_descfile) reads from the package is what torfetch reads."""
+    p = build_package(tmp_path, "hello", "1-1", pkginfo_override=pkginfo)
+    (tmp_path / "db").mkdir()
+    r = subprocess.run(["pacman", "-Qpi", "--dbpath", str(tmp_path / "db"), str(p)], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    alpm = {}
+    for line in r.stdout.split(b"\n"):
+        key, sep, val = line.partition(b" : ")
+        if sep:
+            alpm[key.strip()] = val
+    ours = read(p.read_bytes()).finish()
+    assert (ours.pkgname.encode(), ours.pkgver.encode(), ours.arch.encode()) == \
+        (alpm[b"Name"], alpm[b"Version"], alpm[b"Architecture"])
 
 
 def test_found_after_many_files_in_mtree(tmp_path: Path) -> None:

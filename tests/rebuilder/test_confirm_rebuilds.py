@@ -123,13 +123,11 @@ async def test_lying_rebuilder_not_counted_when_pinned(servers, mode: str) -> No
         await ask([RebuilderSpec(liar.url, liar.pinned_key_hex)], 1)
 
 
-async def test_pinned_key_from_served_pem_and_zstd_attestation(servers, tmp_path) -> None:
+async def test_pinned_key_from_served_pem_and_zstd_attestation(servers) -> None:
     s = good(servers())
     s.behaviour.zstd_attestation = True
     s.behaviour.chunked = True  # no Content-Length anywhere
-    pem = tmp_path / "key.pem"
-    pem.write_text(s.public_key_pem)
-    out = await ask([RebuilderSpec(s.url, str(pem))], 1)
+    out = await ask([RebuilderSpec(s.url, s.public_key_pem)], 1)  # (key files are read by the CLI: torfetch.keyfiles)
     assert out.confirmed == 1
 
 

@@ -44,11 +44,6 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     url: str = ""
 
-    def json(self) -> object:
-        from ..verify.jsondoc import loads_limited
-
-        return loads_limited(self.body)
-
 
 def normalise_proxy(proxy: str) -> str:
     """Accept socks5:// and socks5h://, always resolve names at the proxy."""

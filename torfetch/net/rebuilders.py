@@ -17,7 +17,7 @@ Per rebuilder, in order:
   (3) pinned key only: ``GET <base>/api/v1/builds/{build_id}/artifacts/{artifact_id}/attestation``;
   (4) pinned key only: wait for the download's sha256 (``get_sha256``, not
       under the rebuilder timeout: a big package may take longer than the
-      rebuilder), then ``verify.rebuilder.verify_attestation``.
+      rebuilder), then ``verify.intoto.verify_attestation``.
 (1)-(3) run under ``timeouts.rebuilder``; a rebuilder that errs or times
 out just does not count. The pure decisions live in ``verify.rebuilder``.
 """
@@ -31,9 +31,12 @@ import trio
 
 from ..config import Limits, Timeouts
 from ..errors import RebuilderError, TorfetchError, TorUnavailable
-from ..verify.rebuilder import (Answer, RebuilderSpec, RebuildTally, Record, Verdict, decode_body, endpoint, match,
-                                normalise_rebuilder_url, parse_pinned_key, parse_records, verify_attestation)
+from ..verify.intoto import verify_attestation
+from ..verify.pinned_key import parse_pinned_key
+from ..verify.rebuilder import Answer, RebuilderSpec, RebuildTally, Record, Verdict, match, parse_records
+from .content_encoding import decode_body
 from .http import Network
+from .rebuilder_url import endpoint, normalise_rebuilder_url
 
 _FALLBACK_STATUSES = (404, 405, 410, 501)
 _MAX_ATTESTATION_TRIES = 3

@@ -17,6 +17,9 @@ member bodies before .PKGINFO are skipped, never stored. A decompression bomb
 or a missing .PKGINFO is a PackageContentError, never a hang or an OOM.
 
 Like libalpm (be_package.c), only a member named exactly ``.PKGINFO`` counts.
+Unlike libalpm, only the first such member is read: libalpm's full load
+parses every ``.PKGINFO`` member, a later one overriding, but pacman then
+refuses a package whose name or version differs from its database entry.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ _ZST_SLICE = 128  # zstd input per call (zstandard's decompressobj has no max_le
 _MAX_LINES = 20000  # .PKGINFO entries kept (the member itself is capped in bytes)
 _ZSTD_MAX_WINDOW = 1 << 27  # libzstd's default limit; makepkg's -20 --ultra stays below
 _XZ_MEMLIMIT = 256 * 1024 * 1024  # xz -9e needs 65 MiB to decompress
-_UNIQUE = ("pkgname", "pkgbase", "pkgver", "arch")
+_MAX_LINE = 512 * 1024  # libalpm's parse_descfile refuses a line this long (with its NUL)
 
 
 @dataclass(frozen=True)
@@ -50,37 +53,52 @@ class PkgInfo:
 
 
 def parse_pkginfo(data: bytes) -> PkgInfo:
-    """Parse .PKGINFO as libalpm's parse_descfile does: ``key = value``, split at the first ``=``, trimmed.
+    """Parse .PKGINFO as libalpm's ``parse_descfile`` (be_package.c) does; each rule is tested.
 
-    A key that must be unique (pkgname, pkgbase, pkgver, arch) given twice
-    with different values is refused: libalpm keeps the last one, a reader
-    keeping the first would disagree with it.
+    * lines end at ``\n`` only; a ``\r`` stays part of the value, as in libalpm;
+    * an empty line, or one whose first byte is ``#``, is skipped;
+    * the key runs to the first space, which must start ``" = "``; any other
+      line (``key=value``, ``key  = value``, a leading space) is ignored;
+    * the value is everything after ``" = "``, untrimmed;
+    * a key given twice: the last value wins (libalpm overwrites pkgname,
+      pkgbase, pkgver and arch); ``fields`` keeps every value, in order;
+    * pkgname and pkgver must be non-empty and pkgver must contain ``-``
+      (libalpm refuses the package otherwise); torfetch also needs ``arch``.
+
+    Refused where libalpm's reading would depend on its read buffers: a NUL
+    byte (libalpm ends a line at a NUL only when no ``\n`` follows in the same
+    block) and a line of 512 KiB or more (libalpm refuses it). Bytes that are
+    not UTF-8 are kept as surrogate escapes, so they never equal a file name.
     """
+    if b"\0" in data:
+        raise PackageContentError(".PKGINFO contains a NUL byte")
     values: dict[str, list[str]] = {}
-    text = data.decode("utf-8", "replace")
     count = 0
-    for line in text.split("\n"):
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+    for raw in data.split(b"\n"):
+        if len(raw) >= _MAX_LINE:
+            raise PackageContentError(f".PKGINFO has a line of {len(raw)} bytes (libalpm's limit is {_MAX_LINE})")
+        if not raw or raw[:1] == b"#":
             continue
+        sp = raw.find(b" ")
+        if sp < 0 or raw[sp : sp + 3] != b" = ":
+            continue  # libalpm: "syntax error in description file", line ignored
         count += 1
         if count > _MAX_LINES:
             raise PackageContentError(f".PKGINFO has more than {_MAX_LINES} entries")
-        key, _, val = line.partition("=")
-        values.setdefault(key.strip(), []).append(val.strip())
+        key = raw[:sp].decode("utf-8", "surrogateescape")
+        values.setdefault(key, []).append(raw[sp + 3 :].decode("utf-8", "surrogateescape"))
 
-    def one(key: str, required: bool = True) -> str:
+    def last(key: str) -> str:
         v = values.get(key)
-        if not v or not v[0]:
-            if required:
-                raise PackageContentError(f".PKGINFO lacks {key}")
-            return ""
-        if key in _UNIQUE and len(set(v)) > 1:
-            raise PackageContentError(f".PKGINFO gives {key} more than once ({', '.join(sorted(set(v))[:3])})")
-        return v[0]
+        return v[-1] if v else ""
 
-    return PkgInfo(one("pkgname"), one("pkgver"), one("pkgbase", False) or one("pkgname"), one("arch"),
-                   {k: tuple(v) for k, v in values.items()})
+    pkgname, pkgver, arch = last("pkgname"), last("pkgver"), last("arch")
+    for key, val in (("pkgname", pkgname), ("pkgver", pkgver), ("arch", arch)):
+        if not val:
+            raise PackageContentError(f".PKGINFO lacks {key}")
+    if "-" not in pkgver:
+        raise PackageContentError(f".PKGINFO has an invalid pkgver {pkgver[:60]!r} (no -pkgrel)")
+    return PkgInfo(pkgname, pkgver, last("pkgbase") or pkgname, arch, {k: tuple(v) for k, v in values.items()})
 
 
 def check_matches_filename(info: PkgInfo, fn: PackageFilename) -> None:
@@ -206,6 +224,9 @@ def _number(f: bytes) -> int:
         raise PackageContentError("package archive has a corrupt tar header") from exc
 
 
+_LOW_BYTES = bytes(range(128))
+
+
 def _checksum_ok(h: bytes) -> bool:
     stored = h[148:156].replace(b"\x00", b" ").strip()
     try:
@@ -214,8 +235,8 @@ def _checksum_ok(h: bytes) -> bool:
         return False
     blanked = h[:148] + b" " * 8 + h[156:]
     unsigned = sum(blanked)
-    signed = sum(b - 256 if b > 127 else b for b in blanked)  # old tars summed signed chars
-    return want in (unsigned, signed)
+    high = len(blanked.translate(None, _LOW_BYTES))  # bytes >= 128: old tars summed them as signed chars
+    return want in (unsigned, unsigned - 256 * high)
 
 
 def _pax_records(body: bytes) -> dict[bytes, bytes]:

@@ -34,9 +34,19 @@ def loads_limited(data: bytes, *, max_bytes: int = MAX_JSON_BYTES, what: str = "
         elif b in (0x5D, 0x7D):
             depth -= 1
     try:
-        return json.loads(data.decode("utf-8"))
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedInputError(f"{what} is not valid JSON: {exc}") from exc
+    # "\ud800" is valid JSON but no text: a lone surrogate makes every later .encode() raise
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedInputError(f"{what} has a string that is not valid Unicode (a lone surrogate)") from exc
+    return doc
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN/Infinity; RFC 8259 does not
 
 
 def expect_dict(obj: object, what: str) -> dict:

@@ -67,7 +67,15 @@ class PublicKey:
     @classmethod
     def parse(cls, text: str | bytes) -> "PublicKey":
         """Accept the bare base64 line (``--pubkey RWS...``) or a whole .pub file."""
-        data = text.encode() if isinstance(text, str) else text
+        if isinstance(text, str):
+            if len(text) > MAX_KEY_BYTES:
+                raise MalformedInputError("minisign public key is too long")
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # undecodable argv bytes arrive as lone surrogates
+                raise MalformedInputError("minisign public key is not valid text") from exc
+        else:
+            data = text
         if len(data) > MAX_KEY_BYTES:
             raise MalformedInputError("minisign public key is too long")
         lines = [ln.strip() for ln in data.replace(b"\r", b"").split(b"\n") if ln.strip()]

@@ -187,7 +187,7 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     tree = _uuid_tree(uuid[:16])
     # (6) logID is the pinned key
     if log_id.lower() != log_key.log_id:
-        raise TransparencyLogError(f"log entry names log {log_id[:64]}, but the pinned key is log {log_key.log_id}")
+        raise TransparencyLogError(f"log entry names log {log_id[:64]!r}, but the pinned key is log {log_key.log_id}")
     # (3) + (4) inclusion proof to a root in a signed checkpoint
     proof = expect_dict(expect_field(verification, "inclusionProof", dict, "verification"), "inclusionProof")
     p = "inclusionProof"
