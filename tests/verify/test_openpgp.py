@@ -205,12 +205,14 @@ def _notation(value: bytes) -> bytes:
     return subpacket(20, b"\x00\x00\x00\x00" + struct.pack(">HH", len(name), len(value)) + name + value)
 
 
-def test_tar_header_inside_a_packet_is_refused() -> None:
+@pytest.mark.parametrize("form", [b"%06o\x00 ", b"  %o ", b"%o 7777"])  # spellings libarchive's tar_atol8 reads
+def test_tar_header_inside_a_packet_is_refused(form: bytes) -> None:
     data = bytearray(new_packet(body_v4(hashed=subpacket(2, TS) + _notation(b"A" * 700))))
     assert len(data) > 512 and data[148:156] == b"A" * 8  # the checksum field lies in the notation value
     data[156] = ord("0")  # a regular file
     data[148:156] = b" " * 8
-    data[148:156] = b"%06o\x00 " % sum(data[:512])
+    field = form % sum(data[:512])
+    data[148:156] = field[:8].ljust(8, b" ")
     parse_ok = bytes(data)
     with pytest.raises(MalformedInputError, match="tar header"):
         parse_detached_signature(parse_ok)
@@ -276,3 +278,57 @@ def test_fuzz_random_bodies_behind_valid_headers(body: bytes, form: int) -> None
         parse_detached_signature(data)
     except MalformedInputError:
         pass
+
+
+def test_zip_in_a_signature_value_is_a_real_polyglot_and_refused(tmp_path: Path) -> None:
+    """A structurally valid packet whose RSA value ends in a zip: bsdtar (libarchive, pacman's reader) opens it."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(".PKGINFO", "pkgname = evil\npkgver = 1.0-1\n")
+    zipped = bytearray(buf.getvalue())
+    offset = len(new_packet(body_v4(pk=1, values=mpi(int.from_bytes(b"\x01" + zipped, "big"))))) - len(zipped)
+    # shift the zip's offsets by where it starts inside the packet
+    eocd, cd = zipped.rfind(b"PK\x05\x06"), zipped.find(b"PK\x01\x02")
+    struct.pack_into("<I", zipped, eocd + 16, struct.unpack_from("<I", zipped, eocd + 16)[0] + offset)
+    struct.pack_into("<I", zipped, cd + 42, struct.unpack_from("<I", zipped, cd + 42)[0] + offset)
+    data = new_packet(body_v4(pk=1, values=mpi(int.from_bytes(b"\x01" + bytes(zipped), "big"))))
+    poly = tmp_path / "evil-1.0-1-x86_64.pkg.tar.zst.sig"
+    poly.write_bytes(data)
+    assert shutil.which("bsdtar"), "bsdtar is part of the test toolchain"
+    listed = subprocess.run(["bsdtar", "-xOf", str(poly), ".PKGINFO"], capture_output=True, timeout=30)
+    assert listed.returncode == 0 and b"pkgname = evil" in listed.stdout
+    with pytest.raises(MalformedInputError, match="zip"):
+        parse_detached_signature(data)
+
+
+def test_tar_in_a_notation_is_a_real_polyglot_and_refused(tmp_path: Path) -> None:
+    """A valid v4 packet whose first block is a tar header and whose notation holds .PKGINFO: bsdtar reads it."""
+    import io
+    import tarfile
+
+    tb = io.BytesIO()
+    with tarfile.open(fileobj=tb, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        info = b"pkgname = evil\npkgver = 1.0-1\n"
+        ti = tarfile.TarInfo(".PKGINFO")
+        ti.size = len(info)
+        tf.addfile(ti, io.BytesIO(info))
+    tar = tb.getvalue()
+    pkt = bytearray(new_packet(body_v4(hashed=subpacket(2, TS) + _notation(bytes(512 + len(tar))))))
+    assert pkt.find(b"x@example.invalid") + 17 < 100  # the notation value covers the header's fields
+    blk = pkt[:512]
+    for at, field in ((100, b"0000644\x00"), (108, b"0000000\x00"), (116, b"0000000\x00"),
+                      (124, b"00000000000\x00"), (136, b"00000000000\x00"), (156, b"0"), (257, b"ustar\x0000")):
+        blk[at:at + len(field)] = field
+    blk[148:156] = b" " * 8
+    blk[148:156] = b"%06o\x00 " % sum(blk)
+    pkt[:512] = blk
+    pkt[512:512 + len(tar)] = tar
+    poly = tmp_path / "evil.sig"
+    poly.write_bytes(bytes(pkt))
+    listed = subprocess.run(["bsdtar", "-xOf", str(poly), ".PKGINFO"], capture_output=True, timeout=30)
+    assert listed.returncode == 0 and b"pkgname = evil" in listed.stdout
+    with pytest.raises(MalformedInputError, match="tar header"):
+        parse_detached_signature(bytes(pkt))

@@ -217,16 +217,21 @@ def _signature_body(data: bytes, start: int, end: int) -> SignaturePacket:
 
 
 def _tar_checksum_ok(block: bytes) -> bool:
-    """libarchive's tar test: the header checksum (octal at 148..155) matches the block."""
+    """libarchive's tar test (archive_read_support_format_tar.c checksum()): the header checksum matches."""
     if len(block) < 512:
         return False
     field = block[148:156]
-    digits = field.strip(b" \x00")
-    if not digits or any(c not in b"01234567" for c in digits):
+    if any(c not in b" \x0001234567" for c in field):
         return False
-    want = int(digits, 8)
-    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:512])
-    signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:512]) + 8 * 0x20
+    # tar_atol8: leading spaces, then octal digits up to the first other byte
+    digits = field.lstrip(b" ")
+    n = 0
+    while n < len(digits) and digits[n] in b"01234567":
+        n += 1
+    want = int(digits[:n], 8) if n else 0
+    rest = block[:148] + block[156:512]
+    unsigned = sum(rest) + 8 * 0x20
+    signed = sum((b - 256 if b > 127 else b) for b in rest) + 8 * 0x20
     return want in (unsigned, signed)
 
 
