@@ -120,6 +120,12 @@ def test_unusable_url_name_is_malformed() -> None:
         classify(f"{SERVER}/a%2Fb.pkg.tar.zst", f"{CACHE}/a%2Fb.pkg.tar.zst.part")
 
 
+@pytest.mark.parametrize("url", ["http://[::1/test.db", "http://[zz]/x-1-1-any.pkg.tar.zst", "http://m.test/%ff.db"])
+def test_malformed_urls_are_typed_errors(url: str) -> None:
+    with pytest.raises(MalformedInputError):
+        classify(url, f"{DBPATH}/sync/test.db.part")
+
+
 def test_refusal_is_one_printable_line() -> None:
     with pytest.raises(NotAPackageError) as e:
         classify(f"{SERVER}/evil%0A%1B[31m.db", f"{CACHE}/evil.db.part")
@@ -128,7 +134,7 @@ def test_refusal_is_one_printable_line() -> None:
 
 
 _urls = st.builds(lambda seg, q: f"{SERVER}/{seg}{q}",
-                  st.text(alphabet="abcdefxyz019.-_:%?#+@pkgtarzsdbfilesig2E", max_size=40),
+                  st.text(alphabet="abcdefxyz019.-_:%?#+@[]pkgtarzsdbfilesig2E", max_size=40),
                   st.sampled_from(["", "?a=b", "#x"]))
 _outputs = st.builds(lambda d, n: f"{d}/{n}", st.sampled_from(SYNC_DIRS + CACHE_DIRS + ["/tmp", "", "/x/sync/.."]),
                      st.text(alphabet="abcdefxyz019.-_:%+@pkgtarzsdbfilesig", max_size=40))

@@ -28,11 +28,10 @@ a name that is not a package file name is refused outright.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from dataclasses import dataclass
 
 from ..errors import MalformedInputError, VerificationError
-from .filename import PackageFilename, filename_from_url, parse_package_filename
+from .filename import PackageFilename, filename_from_url, parse_package_filename, split_url
 
 PART = ".part"
 
@@ -102,7 +101,7 @@ def _metadata(url: str, output: str) -> Metadata | None:
         len(dirs) >= 2 and _DOWNLOAD_DIR.fullmatch(dirs[-1]) is not None and dirs[-2] == "sync")
     if not in_sync:
         return None
-    split = urllib.parse.urlsplit(url)
+    split = split_url(url)
     # pacman builds "<server>/<repo>.db": no query, no fragment, no encoding
     if _raw_url_name(url) != name or split.query or split.fragment or "?" in url or "#" in url:
         return None

@@ -33,6 +33,14 @@ class PackageFilename:
         return f"{self.pkgname}-{self.version}-{self.arch}.pkg.tar{ext}"
 
 
+def split_url(url: str) -> urllib.parse.SplitResult:
+    """urlsplit with a typed error (it raises ValueError on e.g. ``http://[::1/x``)."""
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise MalformedInputError(f"refusing malformed URL {url[:200]!r}") from exc
+
+
 def filename_from_url(url: str) -> str:
     """The last segment of the URL's path, percent-decoded.
 
@@ -40,8 +48,7 @@ def filename_from_url(url: str) -> str:
     ``%2F``), NUL or a backslash, or are longer than 255 bytes: such a name
     cannot be a file pacman asked for, and would be unsafe as a path.
     """
-    path = urllib.parse.urlsplit(url).path
-    raw = path.rsplit("/", 1)[-1]
+    raw = split_url(url).path.rsplit("/", 1)[-1]
     try:
         name = urllib.parse.unquote(raw, errors="strict") if "%" in raw else raw
     except UnicodeDecodeError as exc:

@@ -15,12 +15,14 @@ the packets. ASCII armour is refused: gpg and pacman's tooling write binary.
 
 Signature values (and notation subpackets) are free-form bytes, so a file can
 be a valid packet and at the same time something libarchive (pacman's archive
-reader) would open as a package. The parser therefore also refuses the
-shapes libarchive looks for away from offset 0 or that fit in a packet: a tar
-header with a valid checksum in the first block, zip headers anywhere (the
-seekable zip reader looks at the end), and a uuencode ``begin`` line anywhere
-(libarchive's uu filter scans for it). Every other format libarchive knows is
-recognised by a magic at offset 0, which a packet header never matches.
+reader) opens as a package: measured with bsdtar, a zip in an RSA value (the
+seekable zip reader starts at the end) and a tar header in the first block
+(the name field starts with the packet header) both list a ``.PKGINFO``.
+The parser therefore also refuses a first block with a valid tar checksum,
+zip headers anywhere, and a uuencode ``begin`` line anywhere (libarchive's uu
+filter looks for one past leading lines; never seen in a real signature).
+Every other format libarchive knows is recognised by a magic at offset 0,
+which a signature packet's header byte never matches.
 
 Nothing here checks the signature cryptographically: pacman does that.
 """
