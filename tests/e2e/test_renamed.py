@@ -56,6 +56,12 @@ def renamed_repo(tmp_path_factory: pytest.TempPathFactory):
         yield repo, server
 
 
+@pytest.fixture
+def short_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # gpg-agent's socket lives in GPGDir: a long pytest path overflows a UNIX socket name (108 bytes)
+    return tmp_path_factory.mktemp("rn")
+
+
 def _sandbox(tmp_path: Path, repo: Repo, server: FileServer, rekor, siglevel: str) -> PacmanSandbox:
     args = ["-v", "--transparency-url", f"{server.url}/sigs", "--pubkey", repo.key.pub_line,
             *log_args(rekor, tmp_path / "state")]
@@ -77,9 +83,9 @@ SIGLEVELS = ["Never", "Required DatabaseOptional"]
 
 @pytest.mark.parametrize("siglevel", SIGLEVELS)
 @pytest.mark.parametrize("name", sorted(RENAMED))
-def test_renamed_package_is_refused(tmp_path, renamed_repo, rekor, name: str, siglevel: str) -> None:
+def test_renamed_package_is_refused(short_tmp, renamed_repo, rekor, name: str, siglevel: str) -> None:
     repo, server = renamed_repo
-    sb = _sandbox(tmp_path, repo, server, rekor, siglevel)
+    sb = _sandbox(short_tmp, repo, server, rekor, siglevel)
     r = sb.run("-Sy", name)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
@@ -95,10 +101,10 @@ def test_renamed_package_is_refused(tmp_path, renamed_repo, rekor, name: str, si
 
 
 @pytest.mark.parametrize("siglevel", SIGLEVELS)
-def test_legitimate_paths_still_work(tmp_path, renamed_repo, rekor, siglevel: str) -> None:
+def test_legitimate_paths_still_work(short_tmp, renamed_repo, rekor, siglevel: str) -> None:
     """Same repo, same pacman: the db syncs and a correctly named package installs with proof."""
     repo, server = renamed_repo
-    sb = _sandbox(tmp_path, repo, server, rekor, siglevel)
+    sb = _sandbox(short_tmp, repo, server, rekor, siglevel)
     r = sb.run("-Sy", "goodpkg")
     assert r.returncode == 0, r.stdout + r.stderr
     assert sb.installed("goodpkg")
@@ -109,12 +115,12 @@ def test_legitimate_paths_still_work(tmp_path, renamed_repo, rekor, siglevel: st
 
 @pytest.mark.parametrize("siglevel", SIGLEVELS)
 def test_control_pacman_installs_a_renamed_file_from_a_downloader_that_does_not_refuse(
-        tmp_path, renamed_repo, siglevel: str) -> None:
+        short_tmp, renamed_repo, siglevel: str) -> None:
     """Without torfetch's rule the attack works: curl fetches the renamed file and pacman installs it."""
     repo, server = renamed_repo
     curl = shutil.which("curl")
     assert curl, "curl is part of the test toolchain"
-    sb = PacmanSandbox(tmp_path / "root", f"{server.url}/repo", [], siglevel=siglevel).write()
+    sb = PacmanSandbox(short_tmp / "root", f"{server.url}/repo", [], siglevel=siglevel).write()
     assert repo.gpg is not None
     repo.gpg.export_into_pacman_keyring(sb.gpgdir)
     conf = sb.conf.read_text().splitlines()

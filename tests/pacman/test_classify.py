@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torfetch.errors import MalformedInputError
-from torfetch.pacman.classify import Metadata, NotAPackageError, Package, PackageSignature, classify
+from torfetch.errors import MalformedInputError, NotAPackageError
+from torfetch.pacman.classify import Metadata, Package, PackageSignature, classify
 from torfetch.pacman.filename import PackageFilename
 
 SERVER = "https://mirror.test/test/os/x86_64"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import MalformedInputError, VerificationError
+from ..errors import MalformedInputError, NotAPackageError
 from .filename import PackageFilename, filename_from_url, parse_package_filename, split_url
 
 PART = ".part"
@@ -42,12 +42,6 @@ _REPO = r"[A-Za-z0-9_][A-Za-z0-9_.+@-]{0,63}"
 _METADATA_NAME = re.compile(rf"(?P<repo>{_REPO})\.(?P<kind>db|files)(?P<sig>\.sig)?")
 # mkdtemp's "download-XXXXXX": six characters from [A-Za-z0-9]
 _DOWNLOAD_DIR = re.compile(r"download-[A-Za-z0-9]{6}")
-
-
-class NotAPackageError(VerificationError):
-    """Neither repository metadata nor a package file name: refused, never fetched without proof."""
-
-    check = "file name"
 
 
 @dataclass(frozen=True)
@@ -77,6 +71,8 @@ class Package:
 
 
 Classification = Metadata | PackageSignature | Package
+
+__all__ = ["Classification", "Metadata", "NotAPackageError", "Package", "PackageSignature", "classify"]
 
 
 def _components(path: str) -> list[str]:
