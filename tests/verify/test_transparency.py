@@ -47,6 +47,14 @@ def test_comments_mentioning_another_package_are_refused(comment: str) -> None:
     assert other_package_mentioned(comment, FILENAME) is not None
 
 
+def test_overlong_comment_is_not_judged_by_a_prefix() -> None:
+    from torfetch.verify.transparency import MAX_COMMENT_CHARS
+
+    comment = FILENAME + " " * MAX_COMMENT_CHARS + OTHER
+    assert other_package_mentioned(comment, FILENAME) is not None
+    assert other_package_mentioned(FILENAME + " " * (MAX_COMMENT_CHARS - len(FILENAME)), FILENAME) is None
+
+
 def test_uncompressed_package_name() -> None:
     name = "foo-1-1-any.pkg.tar"
     assert other_package_mentioned(f"file:{name}", name) is None

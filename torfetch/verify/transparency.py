@@ -46,7 +46,7 @@ def looks_like_package_filename(text: str) -> bool:
 
 _PKG_TAR = re.compile(r"\.pkg\.tar", re.IGNORECASE)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-")
-MAX_COMMENT_CHARS = 4096  # minisign's own limit is far below; bounds the scan
+MAX_COMMENT_CHARS = 4096  # far above what fits in a 1 KiB .t; bounds the scan
 
 
 def _spellings(filename: str) -> set[str]:
@@ -75,9 +75,11 @@ def _covered(text: str, start: int, end: int, spellings: set[str], bare_tar: boo
 
 def other_package_mentioned(comment: str, filename: str) -> str | None:
     """The first other package file name (or ``.pkg.tar`` fragment) the comment mentions, else None."""
+    if len(comment) > MAX_COMMENT_CHARS:
+        return comment[:80]  # too long to judge: fail closed (never judge only a prefix)
     spellings = _spellings(filename)
     bare_tar = filename.lower().endswith(".pkg.tar")
-    texts = [comment[:MAX_COMMENT_CHARS]]
+    texts = [comment]
     decoded = urllib.parse.unquote(texts[0], errors="replace")
     if decoded != texts[0]:
         texts.append(decoded)
@@ -96,6 +98,8 @@ def check_transparency_signature(
     message = sha256_hex.lower().encode("ascii")
     minisign.verify(pubkey, sig, message, subject=filename)
     comment = sig.trusted_comment.decode("utf-8", "replace").strip()
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise SignatureError(f"trusted comment of the signature for {filename} is over {MAX_COMMENT_CHARS} characters")
     other = other_package_mentioned(comment, filename)
     if other is not None or (looks_like_package_filename(comment) and comment != filename):
         raise SignatureError(
