@@ -50,18 +50,20 @@ def main() -> None:
             f.write(os.urandom(1 << 20))
     (www / "small.db").write_bytes(os.urandom(1 << 20))
     torfetch = [sys.executable, "-m", "torfetch"]
+    sync = tmp / "sync"  # a db is fetched without proof only where pacman writes it: <DBPath>/sync/<name>.part
+    sync.mkdir()
     with FileServer(www) as s:
         rows = []
         for name, cmd in (
             ("curl", ["curl", "-sf", "-o", str(tmp / "o1"), f"{s.url}/big.db"]),
-            ("torfetch", [*torfetch, "-O", str(tmp / "o2"), f"{s.url}/big.db"]),
+            ("torfetch", [*torfetch, "-O", str(sync / "big.db.part"), f"{s.url}/big.db"]),
         ):
             if name == "curl" and not shutil.which("curl"):
                 continue
             best = min(measure(cmd)[0] for _ in range(args.runs))
             rows.append((name, best))
-        _, rss_small = measure([*torfetch, "-O", str(tmp / "o3"), f"{s.url}/small.db"])
-        _, rss_big = measure([*torfetch, "-O", str(tmp / "o4"), f"{s.url}/big.db"])
+        _, rss_small = measure([*torfetch, "-O", str(sync / "small.db.part"), f"{s.url}/small.db"])
+        _, rss_big = measure([*torfetch, "-O", str(sync / "big.db.part"), f"{s.url}/big.db"])
     base = dict(rows).get("curl")
     print(f"download of {args.mib} MiB over 127.0.0.1 (best of {args.runs}):")
     for name, secs in rows:

@@ -130,6 +130,35 @@ class Repo:
     def sig_path(self, name: str) -> Path:
         return self.sig_dir / (self.packages[name].name + ".t")
 
+    def rename_in_db(self, name: str, new_filename: str) -> Path:
+        """Do what a hostile mirror can: rewrite a package's %FILENAME% in the (unsigned) db and serve
+        the same bytes under the new name. Nothing else changes (%NAME%, %VERSION%, %PGPSIG% stay valid)."""
+        import io
+        import tarfile
+
+        db = self.repo_dir / f"{self.name}.db.tar.gz"
+        old = self.packages[name]
+        members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        found = False
+        with tarfile.open(db, "r:gz") as tf:
+            for m in tf.getmembers():
+                data = tf.extractfile(m).read() if m.isfile() else None
+                if data is not None and m.name.endswith("/desc") and f"%FILENAME%\n{old.name}\n".encode() in data:
+                    data = data.replace(f"%FILENAME%\n{old.name}\n".encode(), f"%FILENAME%\n{new_filename}\n".encode())
+                    m.size = len(data)
+                    found = True
+                members.append((m, data))
+        assert found, f"{old.name} is not in {db}"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for m, data in members:
+                tf.addfile(m, io.BytesIO(data) if data is not None else None)
+        db.write_bytes(buf.getvalue())
+        new = self.repo_dir / new_filename
+        old.rename(new)
+        self.packages[name] = new
+        return new
+
 
 def make_repo(root: Path, *, gpg: bool = False) -> Repo:
     root.mkdir(parents=True, exist_ok=True)

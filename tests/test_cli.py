@@ -29,6 +29,12 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+def sync_part(tmp_path: Path, name: str) -> Path:
+    """Where pacman writes a sync db: <DBPath>/sync/<repo>.db.part (only there is a db fetched without proof)."""
+    (tmp_path / "sync").mkdir(exist_ok=True)
+    return tmp_path / "sync" / name
+
+
 @pytest.fixture
 def served(tmp_path: Path):
     (tmp_path / "www").mkdir()
@@ -38,14 +44,14 @@ def served(tmp_path: Path):
 
 
 def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -> None:
-    out = tmp_path / "core.db.part"
+    out = sync_part(tmp_path, "core.db.part")
     r = run("-O", str(out), f"{served.url}/core.db")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == b"db bytes" * 1000
 
 
 def test_missing_optional_file_is_one_line_exit_3(tmp_path: Path, served: FileServer) -> None:
-    out = tmp_path / "core.db.sig.part"
+    out = sync_part(tmp_path, "core.db.sig.part")
     out.write_bytes(b"stale")
     r = run("-O", str(out), f"{served.url}/core.db.sig")
     assert r.returncode == 3
@@ -66,12 +72,12 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_bypass_without_proxy_is_refused(tmp_path: Path) -> None:
-    r = run("-O", str(tmp_path / "o"), "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
+    r = run("-O", str(sync_part(tmp_path, "core.db.part")), "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
     assert r.returncode == 2 and "needs --proxy" in one_line(r.stderr)
 
 
 def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: FileServer) -> None:
-    out = tmp_path / "core.db.part"
+    out = sync_part(tmp_path, "core.db.part")
     r = run("-O", str(out), "--proxy", "socks5://127.0.0.1:9", f"{served.url}/core.db")
     assert r.returncode == 3, r.stderr
     assert "proxy" in one_line(r.stderr).lower()
@@ -82,7 +88,7 @@ def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: Fil
 def test_proxy_with_credentials_or_http_scheme_refused(tmp_path: Path) -> None:
     # each refused for its own reason, named in the one line (not for some earlier, unrelated error)
     for proxy, why in (("http://127.0.0.1:8080", "only socks5"), ("socks5://u:p@127.0.0.1:9050", "credentials")):
-        r = run("-O", str(tmp_path / "o"), "--proxy", proxy, "http://127.0.0.1:1/core.db")
+        r = run("-O", str(sync_part(tmp_path, "core.db.part")), "--proxy", proxy, "http://127.0.0.1:1/core.db")
         assert r.returncode == 2, (proxy, r.stderr)
         assert why in one_line(r.stderr), (proxy, r.stderr)
 
@@ -125,17 +131,18 @@ def test_size_cap(tmp_path: Path, served: FileServer) -> None:
 def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     served.behaviour.rules["core.db"] = "slow"
     served.behaviour.slow_seconds = 10
-    out = tmp_path / "core.db.part"
+    out = sync_part(tmp_path, "core.db.part")
     out.write_bytes(b"stale")
     p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
-    while not any(x.name.startswith(".torfetch-") for x in tmp_path.iterdir()) and time.monotonic() < deadline:
+    while not any(x.name.startswith(".torfetch-") for x in out.parent.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=20)
     assert p.returncode == 130, err
     assert "interrupted" in err
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["www"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["sync", "www"]
+    assert list(out.parent.iterdir()) == []
 
 
 def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) -> None:
@@ -145,7 +152,7 @@ def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) 
                  "--required-rebuild-confirms", "-v"):
         assert flag in r.stdout
     # listed, and taken: a pacman-bintrans XferCommand line (its flags but --proxy, which needs a SOCKS proxy) runs
-    out = tmp_path / "core.db.part"
+    out = sync_part(tmp_path, "core.db.part")
     r = run("-v", "--transparency-url", f"{served.url}/t", "--pubkey",
             "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "--rebuilder", f"{served.url}/rebuild/",
             "--required-rebuild-confirms", "1", "-O", str(out), f"{served.url}/core.db")

@@ -114,6 +114,12 @@ class PackageContentError(VerificationError):
     check = "package content"
 
 
+class NotAPackageError(VerificationError):
+    """Neither repository metadata nor a package file name: refused, never fetched without proof."""
+
+    check = "file name"
+
+
 class StateError(TorfetchError):
     """Persisted trust state is corrupt or unwritable. Never silently reset."""
 

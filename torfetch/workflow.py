@@ -9,6 +9,7 @@ the file reaches OUTPUT only after every configured check passed.
 from __future__ import annotations
 
 import hashlib
+import os
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from .config import Options
 from .errors import (
     ConfigError,
     DownloadTooLarge,
+    MalformedInputError,
     NotFoundError,
     SignatureError,
     TorfetchError,
@@ -28,11 +30,12 @@ from .net.isolation import IsolationPolicy
 from .net.rebuilders import confirm_rebuilds
 from .net.rekor import LogConfig, prove_in_log
 from .net.tor import tor_context
-from .pacman.filename import filename_from_url, needs_proof, parse_package_filename
+from .pacman.classify import Package, PackageSignature, classify
+from .pacman.filename import parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
-from .verify import minisign
+from .verify import minisign, openpgp
 from .verify.rebuilder import RebuilderSpec
 from .verify.transparency import check_transparency_signature
 
@@ -105,9 +108,11 @@ def first_error(exc: BaseException) -> BaseException:
 
 async def run(opts: Options, report: Reporter) -> FetchResult:
     """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
-    # (1) Decide what this file needs, before any network work.
-    filename = filename_from_url(opts.url)
-    proof = needs_proof(opts.url)
+    # (1) Decide what this file needs, before any network work and before -O is touched:
+    # only what pacman positively writes as repository metadata skips the proof.
+    kind = classify(opts.url, pacman_output_path(opts.output))
+    filename = kind.filename
+    proof = isinstance(kind, Package)
     pubkey: minisign.PublicKey | None = None
     if proof:
         if not opts.pubkey:
@@ -146,6 +151,8 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
                 if proof:
                     assert pubkey is not None and log is not None
                     await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit)
+                elif isinstance(kind, PackageSignature):
+                    await _fetch_package_signature(opts, report, net, kind, result, before_commit)
                 else:
                     await _fetch_plain(opts, report, net, filename, result, before_commit)
             except BaseExceptionGroup as eg:
@@ -153,9 +160,44 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     return result
 
 
+def pacman_output_path(output) -> str:
+    """-O as a string for the classifier: absolute (pacman passes absolute paths), never normalised."""
+    text = os.fspath(output)
+    return text if text.startswith("/") else os.getcwd().rstrip("/") + "/" + text
+
+
+async def _fetch_package_signature(opts: Options, report: Reporter, net: Network, kind: PackageSignature,
+                                   result: FetchResult, before_commit) -> None:
+    """A package's detached .sig: small, and handed over only if it is an OpenPGP signature."""
+    with AtomicOutput(opts.output) as out:
+        data = bytearray()
+
+        def sink(chunk: bytes) -> None:
+            out.write(chunk)
+            data.extend(chunk)
+
+        try:
+            await net.stream(
+                "database", "GET", opts.url, sink,
+                max_bytes=openpgp.MAX_SIGNATURE_BYTES, timeout=opts.timeouts.download_total,
+            )
+        except DownloadTooLarge as exc:
+            raise MalformedInputError(
+                f"{kind.filename} is over {openpgp.MAX_SIGNATURE_BYTES} bytes: not a package signature") from exc
+        try:
+            sig = openpgp.parse_detached_signature(bytes(data))
+        except MalformedInputError as exc:
+            raise MalformedInputError(f"{kind.filename} is refused: {exc.message}") from exc
+        await before_commit()
+        out.commit()
+        result.size = out.size
+    report.passed(f"downloaded {kind.filename} ({result.size} bytes, an OpenPGP signature of "
+                  f"{len(sig.packets)} packet(s); pacman checks it)")
+
+
 async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: str, result: FetchResult,
                        before_commit) -> None:
-    """Databases, .sig files: no proof, but still size-capped, atomic and proxied."""
+    """Repository metadata (sync dbs, their .sig): no proof, but still size-capped, atomic and proxied."""
     with AtomicOutput(opts.output) as out:
         await net.stream(
             "database", "GET", opts.url, out.write,
@@ -171,7 +213,7 @@ async def _fetch_verified(
     opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, log: LogConfig,
     result: FetchResult, before_commit,
 ) -> None:
-    parsed = parse_package_filename(filename)
+    parsed = parse_package_filename(filename)  # classify() already checked it
     scope = filename  # isolation scope with --isolate package
     sha_future = _Future()
     pkginfo = PkgInfoReader(opts.limits)

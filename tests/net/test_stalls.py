@@ -159,8 +159,8 @@ async def test_fifo_without_writer_hits_the_deadline(tmp_path: Path, autojump_cl
 def test_cli_fifo_leaves_nothing(tmp_path: Path) -> None:
     fifo = tmp_path / "core.db"
     os.mkfifo(fifo)
-    out = tmp_path / "out" / "core.db.part"
-    out.parent.mkdir()
+    out = tmp_path / "out" / "sync" / "core.db.part"
+    out.parent.mkdir(parents=True)
     r = subprocess.run([*TORFETCH, "--deadline", "1", "-O", str(out), f"file://{fifo}"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 3, r.stderr
@@ -169,11 +169,12 @@ def test_cli_fifo_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_silent_proxy_fails_at_connect_timeout_not_the_deadline(tmp_path: Path) -> None:
-    out = tmp_path / "core.db.part"
+    out = tmp_path / "sync" / "core.db.part"
+    out.parent.mkdir()
     with SocksProxy(mode="silent") as proxy:
         r = subprocess.run([*TORFETCH, "--proxy", proxy.url, "--connect-timeout", "1", "-O", str(out),
                             "http://mirror.test/core.db"], capture_output=True, text=True, timeout=60)
         assert proxy.accepted >= 1 and proxy.connects == []
     assert r.returncode == 3, r.stderr
     assert "no connection within 1 s" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
+    assert list(out.parent.iterdir()) == []

@@ -214,7 +214,8 @@ def test_tor_launch_starts_and_stops_a_private_tor(tornet: TorNetwork, world, tm
     conf = tmp_path / "extra.torrc"
     conf.write_text(COMMON + tornet.dir_authority_line + "ConfluxEnabled 0\n"
                     + "".join(f"MapAddress {n} 127.0.0.1\n" for n in TEST_NAMES))
-    out = tmp_path / "core.db.part"
+    (tmp_path / "sync").mkdir()
+    out = tmp_path / "sync" / "test.db.part"  # where pacman writes a db (only there is it fetched without proof)
     m = _port(world["mirror"].url)
     before = {p.pid for p in _tor_procs()}
     r = subprocess.run([*TORFETCH, "-v", "--tor", "launch", "--tor-config", str(conf), "-O", str(out),
