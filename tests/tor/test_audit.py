@@ -31,6 +31,12 @@ pytestmark = [pytest.mark.tor]
 TORFETCH = [sys.executable, "-m", "torfetch"]
 
 
+def _sync_part(tmp_path: Path) -> Path:
+    """Where pacman writes a sync db: only there does a .db skip the proof."""
+    (tmp_path / "sync").mkdir(exist_ok=True)
+    return tmp_path / "sync" / "test.db.part"
+
+
 def port_of(url: str) -> int:
     return int(url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
 
@@ -84,7 +90,7 @@ def test_four_rebuilders_on_one_host_ride_four_circuits(tornet: TorNetwork, stre
 
 
 def test_audit_passes_when_it_sees_every_stream(tornet: TorNetwork, world, tmp_path) -> None:
-    out = tmp_path / "test.db.part"
+    out = _sync_part(tmp_path)
     r = subprocess.run([*TORFETCH, "-v", "--proxy", tornet.proxy, "--tor-control", str(tornet.control_port),
                         "--audit-circuits", "-O", str(out), db_url(world)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -106,7 +112,7 @@ def test_audit_refuses_when_proxy_is_another_tor(tornet: TorNetwork, world, tmp_
     other = tornet.start_client("othertor", socks, control)
     try:
         tornet.wait_bootstrapped(other, time.monotonic() + 60)
-        out = tmp_path / "test.db.part"
+        out = _sync_part(tmp_path)
         # the file really came through tor Y; tor X, whose control port we audit, saw none of it
         r = subprocess.run([*TORFETCH, "--proxy", f"socks5h://127.0.0.1:{socks}", "--tor-control",
                             str(tornet.control_port), "--audit-circuits", "-O", str(out), db_url(world)],
@@ -117,7 +123,7 @@ def test_audit_refuses_when_proxy_is_another_tor(tornet: TorNetwork, world, tmp_
 
 
 def test_audit_refuses_a_non_tor_socks_proxy(tornet: TorNetwork, world, tmp_path) -> None:
-    out = tmp_path / "test.db.part"
+    out = _sync_part(tmp_path)
     with SocksProxy() as proxy:
         r = subprocess.run([*TORFETCH, "--proxy", proxy.url, "--tor-control", str(tornet.control_port),
                             "--audit-circuits", "-O", str(out), db_url(world)], capture_output=True, text=True,
