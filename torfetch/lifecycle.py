@@ -1,0 +1,119 @@
+"""Signals end a run the way a failed check does: cancelled, cleaned up, one line, non-zero exit.
+
+pacman forwards Ctrl-C (SIGINT) to its XferCommand; service managers and
+``kill`` send SIGTERM; a closed terminal sends SIGHUP. A Python signal handler
+that raises ``KeyboardInterrupt`` can fire anywhere (inside trio's machinery,
+half-way through a cleanup) and gives tracebacks instead of cleanup. Instead the
+run gets a top-level nursery with one more task: a watcher on
+``trio.open_signal_receiver``. The first signal cancels the workflow's cancel
+scope, so every ``finally`` and ``with`` in it runs as for any cancellation (the
+temporary file is removed, ``--tor launch``'s tor is stopped and its
+DataDirectory deleted); later signals are absorbed while that cleanup runs. Then
+``Interrupted`` (exit 130 for each of the three signals, as the README's table
+says) is raised.
+
+A signal that arrives after the workflow has already returned does not undo
+it: the file was handed over whole and verified.
+
+Before trio runs (argument parsing, imports) a ``SignalLatch`` makes the same
+signals raise ``EarlySignal``; nothing has been created yet then, so there is
+nothing to clean.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import Interrupted
+
+T = TypeVar("T")
+
+INTERRUPT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class EarlySignal(BaseException):
+    """One of INTERRUPT_SIGNALS arrived before the trio run (nothing to clean up yet)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class SignalLatch:
+    """The Python-level handler for INTERRUPT_SIGNALS outside trio's signal receiver.
+
+    Armed (before the run): a signal raises ``EarlySignal``. Once the run
+    starts it only records: a signal in the instant before the receiver opens
+    is picked up by ``run_interruptible``, and one after the receiver closed
+    (trio re-delivers those) can no longer break the exit path.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = True
+
+    def install(self) -> "SignalLatch":
+        for sig in INTERRUPT_SIGNALS:
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self.armed:
+            raise EarlySignal(signum)
+
+
+@dataclass
+class _Outcome:
+    done: bool = False
+    value: object = None
+    error: Exception | None = None
+    signum: int | None = None
+
+
+async def run_interruptible(fn: Callable[[], Awaitable[T]], *, output_name: str,
+                            latch: SignalLatch | None = None) -> T:
+    """Run ``fn()``; on SIGINT/SIGTERM/SIGHUP cancel it, let it clean up, raise ``Interrupted``.
+
+    Errors from ``fn`` come out as they are (not wrapped in an ExceptionGroup).
+    """
+    import trio  # here, not at the top: usage errors are reported before trio is even imported
+
+    out = _Outcome()
+    work = trio.CancelScope()
+    if latch is not None:
+        latch.armed = False  # inside trio a handler must never raise
+
+    async def watch(signals) -> None:
+        async for signum in signals:  # ends when the nursery is cancelled below
+            if out.signum is None and not out.done:
+                out.signum = signum
+                work.cancel()
+
+    async def body() -> None:
+        with work:
+            try:
+                out.value = await fn()
+                out.done = True
+            except Exception as exc:  # Cancelled is a BaseException: it goes to `work`
+                out.error = exc
+
+    with trio.open_signal_receiver(*INTERRUPT_SIGNALS) as signals:
+        if latch is not None and latch.signum is not None:
+            out.signum = latch.signum  # arrived while trio was starting
+            work.cancel()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, signals)
+            await body()
+            nursery.cancel_scope.cancel()
+    if out.done:
+        return out.value  # type: ignore[return-value]
+    if out.signum is not None:
+        raise Interrupted(out.signum, output_name)
+    if out.error is not None:
+        raise out.error
+    raise RuntimeError("the run was cancelled without a signal")  # pragma: no cover - nothing else cancels `work`
