@@ -197,8 +197,12 @@ def _read_launch_state(data: Path) -> tuple[str, str | None]:
 
 
 def _last_complaint(log: str) -> str:
-    lines = [ln for ln in log.splitlines() if "[err]" in ln or "[warn]" in ln]
-    return (lines[-1].split("] ", 1)[-1] if lines else "no error in its log")[:300]
+    """The line of tor's log that says why it stopped (its [err] often only says "see warnings above")."""
+    lines = [ln for ln in log.splitlines()
+             if ("[err]" in ln or "[warn]" in ln) and "running Tor as root" not in ln and "see warnings" not in ln]
+    errs = [ln for ln in lines if "[err]" in ln]
+    pick = errs[-1] if errs else (lines[-1] if lines else "no error in its log")
+    return pick.split("] ", 1)[-1].strip()[:300]
 
 
 async def _stop_tor(proc: trio.Process) -> None:

@@ -77,14 +77,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_dead_temps(directory: Path | str, *, max_entries: int = SWEEP_MAX_ENTRIES) -> list[str]:
+def sweep_dead_temps(directory: Path | str, *, max_entries: int = SWEEP_MAX_ENTRIES,
+                     uid: int | None = None) -> list[str]:
     """Remove temp files left in ``directory`` by torfetch runs that died (SIGKILL, power loss).
 
     Removed only if all hold: the name has torfetch's exact temp shape, its PID
     is not alive, it is a regular file (``lstat`` via the directory descriptor:
     a symlink is never followed), and it is owned by this user. Best effort:
     errors are ignored (this is housekeeping; creating our own temp file
-    reports a broken directory clearly). Returns the names removed.
+    reports a broken directory clearly). ``uid`` (default: ours) is the
+    owner a file must have. Returns the names removed.
     """
     removed: list[str] = []
     try:
@@ -92,7 +94,7 @@ def sweep_dead_temps(directory: Path | str, *, max_entries: int = SWEEP_MAX_ENTR
     except OSError:
         return removed
     try:
-        uid = os.geteuid()
+        uid = os.geteuid() if uid is None else uid
         with os.scandir(dfd) as entries:
             for entry in itertools.islice(entries, max_entries):
                 name = entry.name
