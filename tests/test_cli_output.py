@@ -114,7 +114,7 @@ def _file_size_limit(limit: int):
     return apply
 
 
-def test_a_full_disk_is_a_local_storage_error(tmp_path: Path, served: FileServer) -> None:
+def test_a_file_size_limit_is_a_local_storage_error(tmp_path: Path, served: FileServer) -> None:
     """A real kernel write failure mid-download: one local-storage line naming the directory, not 'network'."""
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -127,3 +127,24 @@ def test_a_full_disk_is_a_local_storage_error(tmp_path: Path, served: FileServer
     assert line.startswith("torfetch: local storage: ") and str(cache) in line and "EFBIG" in line, line
     assert "network" not in line
     assert sorted(p.name for p in cache.iterdir()) == []  # neither the temp file nor the stale -O
+
+
+def test_a_full_disk_is_a_local_storage_error(tmp_path: Path, served: FileServer) -> None:
+    """ENOSPC from a real 64 KiB tmpfs (as root); unprivileged, the same path through a file-size limit."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (served.root / "big.db").write_bytes(os.urandom(200_000))
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(cache)],
+                                                   capture_output=True, timeout=30).returncode == 0
+    try:
+        out = cache / "big.db.part"
+        r = subprocess.run([*TORFETCH, "-O", str(out), f"{served.url}/big.db"], capture_output=True, text=True,
+                           timeout=60, preexec_fn=None if mounted else _file_size_limit(1000))
+        assert r.returncode == 1, r.stderr
+        line = one_line(r.stderr)
+        assert line.startswith("torfetch: local storage: ") and str(cache) in line, line
+        assert ("ENOSPC" if mounted else "EFBIG") in line, line
+        assert sorted(p.name for p in cache.iterdir()) == []
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(cache)], check=True, timeout=30)

@@ -112,18 +112,7 @@ def test_signal_before_the_run_is_one_line_too(tmp_path: Path) -> None:
 # --- run_interruptible itself, in this process (one real signal to ourselves each) -----------
 
 
-@pytest.fixture
-def restore_handlers() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in INTERRUPT_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-
-
-async def test_first_signal_cancels_and_cleanup_runs(restore_handlers: None) -> None:
-    latch = SignalLatch().install()
+async def test_first_signal_cancels_and_cleanup_runs() -> None:
     cleaned: list[str] = []
 
     async def work() -> None:
@@ -137,9 +126,11 @@ async def test_first_signal_cancels_and_cleanup_runs(restore_handlers: None) -> 
                 await trio.sleep(0.2)
                 cleaned.append("temp file removed")
 
-    with trio.fail_after(30):
+    saved = {s: signal.getsignal(s) for s in INTERRUPT_SIGNALS}
+    with SignalLatch() as latch, trio.fail_after(30):
         with pytest.raises(Interrupted) as info:
             await run_interruptible(work, output_name="x.part", latch=latch)
+    assert {s: signal.getsignal(s) for s in INTERRUPT_SIGNALS} == saved  # handed back
     assert info.value.signum == signal.SIGHUP and info.value.exit_code == 130
     assert info.value.one_line() == "torfetch: interrupted by SIGHUP: x.part was not written"
     assert cleaned == ["temp file removed"]
@@ -185,3 +176,13 @@ def test_sigkilled_runs_temp_file_is_swept_by_the_next_run(tmp_path: Path, trick
     assert r.returncode == 0, r.stderr
     assert _temps(out_dir) == [live.name]
     assert (out_dir / "extra.db.part").read_bytes() == b"quick"
+
+
+async def test_a_signal_after_the_work_finished_does_not_undo_it() -> None:
+    async def finish_then_signal() -> int:
+        await trio.sleep(0)
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to trio; no checkpoint before we return
+        return 42
+
+    with SignalLatch() as latch:
+        assert await run_interruptible(finish_then_signal, output_name="x", latch=latch) == 42

@@ -140,20 +140,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import Interrupted
     from .lifecycle import EarlySignal, SignalLatch
 
-    # Until trio's signal watcher takes over nothing exists to clean up: a signal just ends the run.
-    latch = SignalLatch().install()
     verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) <= {"v"}) + args.count("--verbose")
-    try:
-        opts = options_from_args(build_parser().parse_args(args))
-        # (1) -O must be replaceable: never /dev/null, a FIFO or a directory. Usage errors touch nothing.
-        from .store.output import check_output_path
+    # Until trio's signal watcher takes over nothing exists to clean up: a signal just ends the run.
+    with SignalLatch() as latch:
+        try:
+            opts = options_from_args(build_parser().parse_args(args))
+            # (1) -O must be replaceable: never /dev/null, a FIFO or a directory. Usage errors touch nothing.
+            from .store.output import check_output_path
 
-        check_output_path(opts.output)
-    except TorfetchError as exc:
-        return _fail(exc, verbose)
-    except EarlySignal as sig:
-        return _fail(Interrupted(sig.signum, "the file"), verbose)
-    return _run(opts, latch)
+            check_output_path(opts.output)
+        except TorfetchError as exc:
+            return _fail(exc, verbose)
+        except EarlySignal as sig:
+            return _fail(Interrupted(sig.signum, "the file"), verbose)
+        return _run(opts, latch)
 
 
 def _run(opts: Options, latch: "SignalLatch") -> int:

@@ -54,11 +54,18 @@ class SignalLatch:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.armed = True
+        self._previous: dict[int, object] = {}
 
-    def install(self) -> "SignalLatch":
+    def __enter__(self) -> "SignalLatch":
         for sig in INTERRUPT_SIGNALS:
-            signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Give the handlers back (``main`` may be called in a process that had its own)."""
+        self.armed = False
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is None:
