@@ -230,8 +230,9 @@ async def launch_private_tor(extra_config: Path | None) -> AsyncIterator[str]:
     starting a tor after we gave up); ``__OwningControllerProcess`` covers a
     SIGKILL of torfetch itself.
     """
-    extra = _read_tor_config(extra_config) if extra_config else ""
-    data = Path(await trio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix="torfetch-tor-")))
+    # in a thread we may abandon: a FIFO given as --tor-config must not freeze the event loop (and signals)
+    extra = await trio.to_thread.run_sync(_read_tor_config, extra_config, abandon_on_cancel=True) if extra_config else ""
+    data = Path(tempfile.mkdtemp(prefix="torfetch-tor-"))  # 0700, as tor requires
     proc: trio.Process | None = None
     try:
         torrc = data / "torrc"
