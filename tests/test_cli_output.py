@@ -42,8 +42,11 @@ def served(tmp_path: Path):
 def usage_error_cases(url: str, tmp_path: Path) -> dict[str, list[str]]:
     pkg = f"{url}/a-1-1-any.pkg.tar.zst"
     torrc = tmp_path / "extra.torrc"
-    torrc.write_text("# nothing\n")
+    # were a tor launched by mistake, its only authority is a dead port on 127.0.0.1: it reaches nothing
+    torrc.write_text("TestingTorNetwork 1\nDirAuthority dead orport=9 no-v2 v3ident=" + "A" * 40
+                     + " 127.0.0.1:9 " + "B" * 40 + "\n")
     return {
+        "missing --pubkey with --tor launch": ["--tor", "launch", "--tor-config", str(torrc), pkg],
         "missing --pubkey": [pkg],
         "bad --pubkey": ["--pubkey", "not-a-key", pkg],
         "too few rebuilders": ["--pubkey", PUBKEY, "--required-rebuild-confirms", "2", "--rebuilder", f"{url}/rb/", pkg],
@@ -64,14 +67,17 @@ def test_a_usage_error_touches_nothing(tmp_path: Path, served: FileServer) -> No
     cache = tmp_path / "cache"
     cache.mkdir()
     out = cache / "a-1-1-any.pkg.tar.zst.part"
+    tmp = tmp_path / "tmp"  # where a launched tor's DataDirectory would appear
+    tmp.mkdir()
     for what, args in usage_error_cases(served.url, tmp_path).items():
         out.write_bytes(STALE)
         before = sorted(p.name for p in cache.iterdir())
-        r = run("-O", str(out), *args, cwd=cache)
+        r = run("-O", str(out), *args, cwd=cache, env={**os.environ, "TMPDIR": str(tmp)})
         assert r.returncode == 2, (what, r.stderr)
         one_line(r.stderr)
         assert out.read_bytes() == STALE, what
         assert sorted(p.name for p in cache.iterdir()) == before, what
+        assert list(tmp.iterdir()) == [], what
     assert served.requests == []
 
 

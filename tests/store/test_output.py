@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torfetch.errors import LocalStorageError, NetworkError, OutputPathError
 from torfetch.store.output import AtomicOutput, remove_leftovers, sweep_dead_temps, temp_pid, temp_prefix
@@ -229,3 +231,14 @@ def test_atomic_output_sweeps_on_start(tmp_path: Path) -> None:
         assert not stale.exists()
         o.write(b"a")
         o.commit()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(name=st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1,
+                    max_size=255).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 255),
+       pid=st.integers(1, 4_194_304))
+def test_every_temp_name_fits_and_parses_back(name: str, pid: int) -> None:
+    """Whatever pacman's %o is called, our temp name fits NAME_MAX and the sweep reads its PID back."""
+    temp = temp_prefix(Path("/cache") / name, pid=pid) + "abcd_f90" + ".tmp"
+    assert len(os.fsencode(temp)) <= 255
+    assert temp_pid(temp) == pid
