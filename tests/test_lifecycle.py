@@ -186,3 +186,19 @@ async def test_a_signal_after_the_work_finished_does_not_undo_it() -> None:
 
     with SignalLatch() as latch:
         assert await run_interruptible(finish_then_signal, output_name="x", latch=latch) == 42
+
+
+def test_a_run_that_fails_before_writing_still_sweeps(tmp_path: Path) -> None:
+    """Tor's control port is down, so the run fails before it writes; the dead run's temp file goes all the same."""
+    from tests.tornet import free_ports
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait(timeout=30)
+    litter = tmp_path / f".torfetch-core.db.part.{p.pid}.abcdefgh.tmp"
+    litter.write_bytes(b"x" * 1000)
+    (dead,) = free_ports(1)
+    r = subprocess.run([*TORFETCH, "-O", str(tmp_path / "core.db.part"), "--tor-control", f"127.0.0.1:{dead}",
+                        "http://mirror.test/core.db"], capture_output=True, text=True, timeout=60)
+    assert "control port" in r.stderr, r.stderr
+    assert r.returncode == 3, r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -154,9 +154,14 @@ def _remove_stale_output(output: Path) -> None:
 
 
 def remove_leftovers(output: Path) -> None:
-    """Last resort after a failure outside the file's own cleanup: our own temp files and a stale OUTPUT."""
+    """Last resort after a failure outside the file's own cleanup: our own temp files and a stale OUTPUT.
+
+    Dead runs' temp files go too: a run that failed before it began writing
+    (Tor down, say) still sweeps what a SIGKILLed predecessor left.
+    """
     output = Path(output)
     prefix = temp_prefix(output)
+    sweep_dead_temps(_directory(output))
     try:
         dfd = os.open(_directory(output), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
