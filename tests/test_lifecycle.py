@@ -50,9 +50,18 @@ def wait_for(cond, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def start_mid_download(out: Path, server: FileServer, *args: str) -> subprocess.Popen[str]:
+def _signals(ignored: tuple[int, ...] = ()):
+    """For the child: default dispositions (a background shell ignores SIGINT for its jobs), ``ignored`` ignored."""
+    def apply() -> None:
+        for s in INTERRUPT_SIGNALS:
+            signal.signal(s, signal.SIG_IGN if s in ignored else signal.SIG_DFL)
+    return apply
+
+
+def start_mid_download(out: Path, server: FileServer, *args: str, ignored: tuple[int, ...] = ()) -> subprocess.Popen[str]:
     """torfetch under way: its temp file exists and the mirror is trickling the body to it."""
-    p = subprocess.Popen([*TORFETCH, "-O", str(out), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([*TORFETCH, "-O", str(out), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_signals(ignored))
     wait_for(lambda: _temps(out.parent) and server.requests, "the download to start")
     time.sleep(0.3)  # well inside the body now
     assert p.poll() is None, p.communicate()
@@ -103,7 +112,7 @@ def test_signal_before_the_run_is_one_line_too(tmp_path: Path) -> None:
     code = ("import os, signal, sys; sys.argv = ['torfetch', '-O', %r, 'http://127.0.0.1:9/core.db'];"
             "import torfetch.cli as c; c.build_parser = (lambda orig: (lambda: (os.kill(os.getpid(), signal.SIGTERM),"
             " orig())[1]))(c.build_parser); sys.exit(c.main())") % str(out)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=_signals())
     assert r.returncode == 130, r.stderr
     assert r.stderr.splitlines() == ["torfetch: interrupted by SIGTERM: the file was not written"], r.stderr
     assert list(tmp_path.iterdir()) == []
@@ -117,12 +126,12 @@ async def test_first_signal_cancels_and_cleanup_runs() -> None:
 
     async def work() -> None:
         try:
-            os.kill(os.getpid(), signal.SIGHUP)
+            os.kill(os.getpid(), signal.SIGTERM)
             await trio.sleep(60)
         finally:
             with trio.CancelScope(shield=True):
                 # a second signal while cleaning up is absorbed, not redelivered to the latch
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
                 await trio.sleep(0.2)
                 cleaned.append("temp file removed")
 
@@ -131,8 +140,8 @@ async def test_first_signal_cancels_and_cleanup_runs() -> None:
         with pytest.raises(Interrupted) as info:
             await run_interruptible(work, output_name="x.part", latch=latch)
     assert {s: signal.getsignal(s) for s in INTERRUPT_SIGNALS} == saved  # handed back
-    assert info.value.signum == signal.SIGHUP and info.value.exit_code == 130
-    assert info.value.one_line() == "torfetch: interrupted by SIGHUP: x.part was not written"
+    assert info.value.signum == signal.SIGTERM and info.value.exit_code == 130
+    assert info.value.one_line() == "torfetch: interrupted by SIGTERM: x.part was not written"
     assert cleaned == ["temp file removed"]
     assert latch.signum is None
 
@@ -161,7 +170,7 @@ def test_sigkilled_runs_temp_file_is_swept_by_the_next_run(tmp_path: Path, trick
     out_dir = tmp_path / "cache"
     out_dir.mkdir()
     killed = subprocess.Popen([*TORFETCH, "-O", str(out_dir / "core.db.part"), f"{trickling.url}/core.db"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_signals())
     wait_for(lambda: _temps(out_dir) and trickling.requests, "the download to start")
     litter = _temps(out_dir)
     killed.send_signal(signal.SIGKILL)
@@ -202,3 +211,15 @@ def test_a_run_that_fails_before_writing_still_sweeps(tmp_path: Path) -> None:
     assert "control port" in r.stderr, r.stderr
     assert r.returncode == 3, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_ignored_by_the_parent_stays_ignored(tmp_path: Path, trickling: FileServer) -> None:
+    """Under nohup (SIGHUP ignored) a hangup does not stop the download; the SIGTERM after it does."""
+    out = tmp_path / "core.db.part"
+    p = start_mid_download(out, trickling, f"{trickling.url}/core.db", ignored=(signal.SIGHUP,))
+    p.send_signal(signal.SIGHUP)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert err.splitlines() == ["torfetch: interrupted by SIGTERM: core.db.part was not written"], err
+    assert _temps(tmp_path) == [] and not out.exists()

@@ -10,7 +10,8 @@ scope, so every ``finally`` and ``with`` in it runs as for any cancellation (the
 temporary file is removed, ``--tor launch``'s tor is stopped and its
 DataDirectory deleted); later signals are absorbed while that cleanup runs. Then
 ``Interrupted`` (exit 130 for each of the three signals, as the README's table
-says) is raised.
+says) is raised. A signal that torfetch was started with ignored (``nohup``
+ignores SIGHUP) stays ignored.
 
 A signal that arrives after the workflow has already returned does not undo
 it: the file was handed over whole and verified.
@@ -34,6 +35,11 @@ T = TypeVar("T")
 INTERRUPT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def watched_signals() -> tuple[int, ...]:
+    """INTERRUPT_SIGNALS minus those this process was started with ignored."""
+    return tuple(s for s in INTERRUPT_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+
+
 class EarlySignal(BaseException):
     """One of INTERRUPT_SIGNALS arrived before the trio run (nothing to clean up yet)."""
 
@@ -55,9 +61,12 @@ class SignalLatch:
         self.signum: int | None = None
         self.armed = True
         self._previous: dict[int, object] = {}
+        self.signals: tuple[int, ...] = ()
 
     def __enter__(self) -> "SignalLatch":
-        for sig in INTERRUPT_SIGNALS:
+        # a signal the parent set to SIG_IGN stays ignored (`nohup pacman -Syu` must survive a hangup)
+        self.signals = watched_signals()
+        for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -109,7 +118,10 @@ async def run_interruptible(fn: Callable[[], Awaitable[T]], *, output_name: str,
             except Exception as exc:  # Cancelled is a BaseException: it goes to `work`
                 out.error = exc
 
-    with trio.open_signal_receiver(*INTERRUPT_SIGNALS) as signals:
+    watched = latch.signals if latch is not None else watched_signals()
+    if not watched:  # every one of them ignored by whoever started us: nothing to watch
+        return await fn()
+    with trio.open_signal_receiver(*watched) as signals:
         if latch is not None and latch.signum is not None:
             out.signum = latch.signum  # arrived while trio was starting
             work.cancel()
