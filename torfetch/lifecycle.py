@@ -24,7 +24,7 @@ nothing to clean.
 from __future__ import annotations
 
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -104,7 +104,7 @@ async def run_interruptible(fn: Callable[[], Awaitable[T]], *, output_name: str,
     if latch is not None:
         latch.armed = False  # inside trio a handler must never raise
 
-    async def watch(signals) -> None:
+    async def watch(signals: AsyncIterator[int]) -> None:
         async for signum in signals:  # ends when the nursery is cancelled below
             if out.signum is None and not out.done:
                 out.signum = signum
