@@ -133,7 +133,10 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     served.behaviour.slow_seconds = 10
     out = sync_part(tmp_path, "core.db.part")
     out.write_bytes(b"stale")
-    p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True)
+    # default SIGINT in the child even when pytest runs as a background job (which ignores SIGINT, and torfetch
+    # keeps an inherited SIG_IGN)
+    p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 10
     while not any(x.name.startswith(".torfetch-") for x in out.parent.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)

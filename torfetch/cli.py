@@ -14,11 +14,14 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from . import __version__
 from .config import Limits, Options, Timeouts
 from .errors import ConfigError, NotSupportedError, TorfetchError, UsageError
+
+if TYPE_CHECKING:
+    from .lifecycle import SignalLatch
 
 SUBCOMMANDS = ("log", "setup")
 
@@ -129,12 +132,11 @@ def options_from_args(ns: argparse.Namespace) -> Options:
     )
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _fail(exc: TorfetchError, verbose: int) -> int:
-    print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr, flush=True)
+    try:
+        print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr, flush=True)
+    except OSError:
+        pass  # stderr is gone (SIGHUP from a closed terminal): the exit code still tells
     return exc.exit_code
 
 
@@ -144,46 +146,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .commands import log as log_cmd, setup as setup_cmd
 
         return {"log": log_cmd.main, "setup": setup_cmd.main}[args[0]](args[1:])
+    from .errors import Interrupted
+    from .lifecycle import EarlySignal, SignalLatch
+
     verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) <= {"v"}) + args.count("--verbose")
+    # Until trio's signal watcher takes over nothing exists to clean up: a signal just ends the run.
+    with SignalLatch() as latch:
+        try:
+            opts = options_from_args(build_parser().parse_args(args))
+            # (1) -O must be replaceable: never /dev/null, a FIFO or a directory. Usage errors touch nothing.
+            from .store.output import check_output_path
+
+            check_output_path(opts.output)
+        except TorfetchError as exc:
+            return _fail(exc, verbose)
+        except EarlySignal as sig:
+            return _fail(Interrupted(sig.signum, "the file"), verbose)
+        return _run(opts, latch)
+
+
+def _run(opts: Options, latch: "SignalLatch") -> int:
+    """(2) The workflow under trio with a signal watcher; one line and the exit code for any failure.
+
+    A usage or configuration error (exit 2) leaves everything as it was, a stale
+    -O included; any other failure (a signal too) leaves nothing at -O.
+    """
+    from .errors import Interrupted
+    from .lifecycle import EarlySignal
+
+    failure: BaseException | None = None
     try:
-        opts = options_from_args(build_parser().parse_args(args))
-    except TorfetchError as exc:
-        return _fail(exc, verbose)
+        import trio
 
-    import trio
+        from . import workflow
+        from .lifecycle import run_interruptible
+        from .report import Reporter
 
-    from . import workflow
-    from .report import Reporter
-    from .store.output import remove_leftovers
-
-    # pacman forwards Ctrl-C to us; treat SIGTERM the same: leave nothing behind.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    ok = False
-    try:
-        trio.run(workflow.run, opts, Reporter(verbose=opts.verbose))
-        ok = True
+        report = Reporter(verbose=opts.verbose)
+        trio.run(lambda: run_interruptible(lambda: workflow.run(opts, report), output_name=opts.output.name,
+                                           latch=latch))
         return EXIT_OK
-    except TorfetchError as exc:
-        return _fail(exc, opts.verbose)
-    except KeyboardInterrupt:
-        print(f"torfetch: interrupted: {opts.output.name} was not written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BaseExceptionGroup as eg:
-        err = workflow.first_error(eg)
-        if isinstance(err, TorfetchError):
-            return _fail(err, opts.verbose)
-        if isinstance(err, KeyboardInterrupt):
-            print(f"torfetch: interrupted: {opts.output.name} was not written", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"torfetch: internal error: {type(err).__name__}: {err}", file=sys.stderr)
-        if opts.verbose:
-            raise
-        return EXIT_VERIFICATION
-    except Exception as exc:  # a bug: still fail closed, one line
-        print(f"torfetch: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit too: fail closed, one line
+        failure = _first_error(exc)
+        if isinstance(failure, EarlySignal):
+            failure = Interrupted(failure.signum, opts.output.name)
+        elif isinstance(failure, KeyboardInterrupt):
+            failure = Interrupted(signal.SIGINT, opts.output.name)
+        elif not isinstance(failure, TorfetchError) and latch.signum is not None:
+            failure = Interrupted(latch.signum, opts.output.name)  # e.g. trio hit while starting up
+        if isinstance(failure, TorfetchError):
+            return _fail(failure, opts.verbose)
+        try:
+            print(f"torfetch: internal error: {type(failure).__name__}: {failure}", file=sys.stderr)
+        except OSError:
+            pass
         if opts.verbose >= 2:
             raise
         return EXIT_VERIFICATION
     finally:
-        if not ok:
+        if failure is not None and not isinstance(failure, UsageError):
+            from .store.output import remove_leftovers
+
             remove_leftovers(opts.output)
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, BaseExceptionGroup):
+        from .workflow import first_error
+
+        return first_error(exc)
+    return exc

@@ -7,6 +7,8 @@ Every message is written for the user: it names the check, the file and why.
 
 from __future__ import annotations
 
+import signal
+
 
 class TorfetchError(Exception):
     """Base of every error torfetch raises on purpose."""
@@ -52,6 +54,12 @@ class NotSupportedError(UsageError):
 
 class ConfigError(UsageError):
     check = "configuration"
+
+
+class OutputPathError(UsageError):
+    """``-O`` names something torfetch must not replace (a device, a FIFO, a directory)."""
+
+    check = "output"
 
 
 # --- the data is wrong -------------------------------------------------------
@@ -120,6 +128,16 @@ class NotAPackageError(VerificationError):
     check = "file name"
 
 
+class LocalStorageError(TorfetchError):
+    """This machine could not store the file (disk full, quota, I/O error): not the network, not the data.
+
+    Exit code 1, as any other failure pacman cannot retry around; the message names the directory.
+    """
+
+    exit_code = 1
+    check = "local storage"
+
+
 class StateError(TorfetchError):
     """Persisted trust state is corrupt or unwritable. Never silently reset."""
 
@@ -170,3 +188,19 @@ class IsolationError(TorfetchError):
 
     exit_code = 1
     check = "circuit isolation"
+
+
+class Interrupted(TorfetchError):
+    """SIGINT, SIGTERM or SIGHUP stopped the run; it was cancelled and cleaned up. Always exit 130."""
+
+    exit_code = 130
+    check = "interrupted"
+
+    def __init__(self, signum: int, output_name: str) -> None:
+        super().__init__(f"{output_name} was not written")
+        self.signum = signum
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        self.check = f"interrupted by {name}"

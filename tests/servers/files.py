@@ -17,11 +17,14 @@ from tests.servers.base import Handler, Serving, make_httpd
 
 @dataclass
 class Behaviour:
-    # path suffix → action: "truncate" (close mid-body), "slow", "404", "500"
+    # path suffix → action: "truncate" (close mid-body), "slow", "trickle", "404", "500"
     rules: dict[str, str] = field(default_factory=dict)
     slow_seconds: float = 5.0
     # exact path → (status, Location): answer with a redirect instead of the file
     redirects: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # "trickle": the whole Content-Length promised, then trickle_bytes every trickle_interval seconds
+    trickle_bytes: int = 1024
+    trickle_interval: float = 0.2
 
     def action_for(self, path: str) -> str | None:
         for suffix, action in self.rules.items():
@@ -69,6 +72,13 @@ class FileServer(Serving):
         h.send_header("Content-Type", "application/octet-stream")
         h.end_headers()
         try:
+            if action == "trickle":
+                # bounded by the body's length; a client that hangs up ends it at once
+                for i in range(0, len(data), self.behaviour.trickle_bytes):
+                    h.wfile.write(data[i:i + self.behaviour.trickle_bytes])
+                    h.wfile.flush()
+                    time.sleep(self.behaviour.trickle_interval)
+                return
             if action == "truncate":
                 # Promise the whole body, send half, hang up.
                 h.wfile.write(data[: len(data) // 2])

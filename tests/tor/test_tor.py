@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -217,14 +218,18 @@ def test_tor_launch_starts_and_stops_a_private_tor(tornet: TorNetwork, world, tm
     (tmp_path / "sync").mkdir()
     out = tmp_path / "sync" / "test.db.part"  # where pacman writes a db (only there is it fetched without proof)
     m = _port(world["mirror"].url)
-    before = {p.pid for p in _tor_procs()}
+    # the launched tor's DataDirectory (and so its torrc, on its command line) goes under a TMPDIR of our own:
+    # other tor processes on this machine (other test runs) do not confuse the check
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     r = subprocess.run([*TORFETCH, "-v", "--tor", "launch", "--tor-config", str(conf), "-O", str(out),
-                        f"http://mirror.test:{m}/repo/test.db"], capture_output=True, text=True, timeout=180)
+                        f"http://mirror.test:{m}/repo/test.db"], capture_output=True, text=True, timeout=180,
+                       env={**os.environ, "TMPDIR": str(tmp)})
     assert r.returncode == 0, r.stderr
     assert "private tor bootstrapped" in r.stderr
     assert out.read_bytes() == (world["repo"].repo_dir / "test.db").read_bytes()
-    time.sleep(1)
-    assert {p.pid for p in _tor_procs()} <= before  # the launched tor is gone
+    assert [p for p in _tor_procs() if str(tmp) in p.cmdline] == []  # the launched tor is gone
+    assert list(tmp.iterdir()) == []  # and so is its DataDirectory
 
 
 def _tor_procs():
@@ -234,6 +239,7 @@ def _tor_procs():
     @dataclass(frozen=True)
     class P:
         pid: int
+        cmdline: str
 
     out = []
     for d in os.listdir("/proc"):
@@ -241,7 +247,8 @@ def _tor_procs():
             try:
                 with open(f"/proc/{d}/comm") as f:
                     if f.read().strip() == "tor":
-                        out.append(P(int(d)))
+                        with open(f"/proc/{d}/cmdline", "rb") as c:
+                            out.append(P(int(d), c.read().replace(b"\0", b" ").decode(errors="replace")))
             except OSError:
                 pass
     return out

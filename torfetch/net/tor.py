@@ -16,18 +16,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
+import subprocess
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
 from ..config import Options
-from ..errors import IsolationError, TorUnavailable
+from ..errors import ConfigError, IsolationError, TorUnavailable
 
 BOOTSTRAP_TIMEOUT = 120.0
 CONTROL_TIMEOUT = 20.0
@@ -176,37 +176,125 @@ class TorContext:
     controller: object | None = None
 
 
-def _launch(extra_config: str | None, report: Callable[[str], None]) -> tuple[object, object, str, str]:
-    stem = _stem()
-    data = tempfile.mkdtemp(prefix="torfetch-tor-")
-    os.chmod(data, 0o700)
-    ports = []
-    for _ in range(2):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        ports.append(s)
-    socks_port, control_port = (s.getsockname()[1] for s in ports)
-    for s in ports:
-        s.close()
-    config: dict[str, object] = {
-        "SocksPort": f"127.0.0.1:{socks_port} IsolateSOCKSAuth",
-        "ControlPort": f"127.0.0.1:{control_port}",
-        "CookieAuthentication": "1",
-        "DataDirectory": data,
-    }
-    torrc_extra = Path(data) / "extra.torrc"
-    if extra_config:
-        torrc_extra.write_text(Path(extra_config).read_text())
-        config["%include"] = str(torrc_extra)
+TOR_CONFIG_MAX_BYTES = 64 * 1024
+LAUNCH_LOG = "tor.log"
+LAUNCH_LOG_MAX_BYTES = 1024 * 1024
+LAUNCH_POLL = 0.1
+STOP_TIMEOUT = 5.0
+
+
+def _read_tor_config(path: Path) -> str:
+    """--tor-config: a small local text file; capped and decoded, errors typed."""
     try:
-        # stem's own timeout needs the main thread; the caller bounds us with trio.fail_after,
-        # and take_ownership makes tor exit with this process if we are abandoned.
-        proc = stem.process.launch_tor_with_config(config=config, timeout=None, take_ownership=True,
-                                                   init_msg_handler=lambda line: None)
+        with open(path, "rb") as f:
+            data = f.read(TOR_CONFIG_MAX_BYTES + 1)
     except OSError as exc:
-        shutil.rmtree(data, ignore_errors=True)
-        raise TorUnavailable(f"could not start a private tor: {exc}", hint="is Debian's tor installed?") from exc
-    return proc, data, f"socks5h://127.0.0.1:{socks_port}", str(control_port)
+        raise ConfigError(f"cannot read --tor-config {path}: {exc.strerror}") from exc
+    if len(data) > TOR_CONFIG_MAX_BYTES:
+        raise ConfigError(f"--tor-config {path} is larger than {TOR_CONFIG_MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--tor-config {path} is not UTF-8 text") from exc
+
+
+def _launch_torrc(data: Path, extra: str) -> str:
+    """The user's lines first, ours last (for single-valued options the last line wins)."""
+    return (extra + ("\n" if extra and not extra.endswith("\n") else "") + "\n".join([
+        "SocksPort 127.0.0.1:auto IsolateSOCKSAuth",
+        "ControlPort 127.0.0.1:auto",
+        f"ControlPortWriteToFile {data / 'control-port'}",
+        "CookieAuthentication 1",
+        f"DataDirectory {data}",
+        "Log notice stdout",
+        # if torfetch is SIGKILLed, tor notices its owner is gone and exits by itself
+        f"__OwningControllerProcess {os.getpid()}",
+    ]) + "\n")
+
+
+def _read_launch_state(data: Path) -> tuple[str, str | None]:
+    """(tor's log so far, its control port once written); small files in our own directory."""
+    try:
+        with open(data / LAUNCH_LOG, "rb") as f:
+            log = f.read(LAUNCH_LOG_MAX_BYTES).decode("utf-8", "replace")
+    except OSError:
+        log = ""
+    try:
+        line = (data / "control-port").read_text("ascii", "replace").strip()
+    except OSError:
+        line = ""
+    return log, (line.removeprefix("PORT=") if line.startswith("PORT=") else None)
+
+
+def _last_complaint(log: str) -> str:
+    """The line of tor's log that says why it stopped (its [err] often only says "see warnings above")."""
+    lines = [ln for ln in log.splitlines()
+             if ("[err]" in ln or "[warn]" in ln) and "running Tor as root" not in ln and "see warnings" not in ln]
+    errs = [ln for ln in lines if "[err]" in ln]
+    pick = errs[-1] if errs else (lines[-1] if lines else "no error in its log")
+    return pick.split("] ", 1)[-1].strip()[:300]
+
+
+async def _stop_tor(proc: trio.Process) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT; always waits, so no zombie and no tor is left."""
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            proc.terminate()
+            with trio.move_on_after(STOP_TIMEOUT):
+                await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            with trio.move_on_after(STOP_TIMEOUT):
+                await proc.wait()
+
+
+@asynccontextmanager
+async def launch_private_tor(extra_config: Path | None) -> AsyncIterator[str]:
+    """``--tor launch``: start a private tor, wait for it to bootstrap, yield its control port.
+
+    The tor runs in its own session (a Ctrl-C to our process group is ours to
+    handle) with a fresh 0700 DataDirectory. Whatever ends the block (success,
+    an error, a timeout, a cancellation by a signal, even during bootstrap),
+    tor is stopped and waited for, and only then is its DataDirectory removed.
+    Everything runs under trio (no abandoned thread that could still be
+    starting a tor after we gave up); ``__OwningControllerProcess`` covers a
+    SIGKILL of torfetch itself.
+    """
+    # in a thread we may abandon: a FIFO given as --tor-config must not freeze the event loop (and signals)
+    extra = await trio.to_thread.run_sync(_read_tor_config, extra_config, abandon_on_cancel=True) if extra_config else ""
+    data = Path(tempfile.mkdtemp(prefix="torfetch-tor-"))  # 0700, as tor requires
+    proc: trio.Process | None = None
+    try:
+        torrc = data / "torrc"
+        await trio.to_thread.run_sync(torrc.write_text, _launch_torrc(data, extra))
+        log = await trio.to_thread.run_sync(open, data / LAUNCH_LOG, "wb")
+        try:
+            proc = await trio.lowlevel.open_process(
+                ["tor", "-f", str(torrc), "--defaults-torrc", os.devnull], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            raise TorUnavailable(f"could not start a private tor: {exc}", hint="is Debian's tor installed?") from exc
+        finally:
+            log.close()
+        control = None
+        with trio.move_on_after(BOOTSTRAP_TIMEOUT):
+            for _ in range(int(BOOTSTRAP_TIMEOUT / LAUNCH_POLL) + 1):
+                text, control = await trio.to_thread.run_sync(_read_launch_state, data)
+                if control and "Bootstrapped 100%" in text:
+                    break
+                if proc.poll() is not None:
+                    raise TorUnavailable(f"the private tor exited (status {proc.returncode}): {_last_complaint(text)}")
+                control = None
+                await trio.sleep(LAUNCH_POLL)
+        if control is None:
+            raise TorUnavailable(f"the private tor did not bootstrap within {BOOTSTRAP_TIMEOUT:g} s",
+                                 hint="a network that blocks Tor needs bridges: give them with --tor-config")
+        yield control
+    finally:
+        if proc is not None:
+            await _stop_tor(proc)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(shutil.rmtree, data, True)
 
 
 @asynccontextmanager
@@ -214,18 +302,13 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
     """The proxy to use for this run, checked; with --audit-circuits, a live audit."""
     proxy = opts.proxy
     control = opts.tor_control
-    proc = data = None
     ctl = None
+    launched = AsyncExitStack()
     try:
         if opts.tor_launch:
             report("starting a private tor (this can take a while)…")
-            try:
-                with trio.fail_after(BOOTSTRAP_TIMEOUT):
-                    proc, data, proxy, control = await trio.to_thread.run_sync(
-                        _launch, opts.tor_config, report, abandon_on_cancel=True)
-            except trio.TooSlowError as exc:
-                raise TorUnavailable(f"the private tor did not bootstrap within {BOOTSTRAP_TIMEOUT:g} s") from exc
-            report(f"private tor bootstrapped, SocksPort {proxy}")
+            control = await launched.enter_async_context(launch_private_tor(opts.tor_config))
+            report(f"private tor bootstrapped (control port {control})")
         if control:
             # Only the control-port calls are under this bound: a TooSlowError from the
             # lookups inside the ``yield`` below is theirs, not the control port's.
@@ -260,11 +343,4 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
         if ctl is not None:
             with trio.move_on_after(2, shield=True):
                 await trio.to_thread.run_sync(ctl.close, abandon_on_cancel=True)
-        if proc is not None:
-            try:
-                proc.terminate()
-                proc.wait(timeout=5)
-            except Exception:
-                proc.kill()
-        if data is not None:
-            shutil.rmtree(data, ignore_errors=True)
+        await launched.aclose()  # stops --tor launch's tor, removes its DataDirectory
