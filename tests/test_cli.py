@@ -37,7 +37,7 @@ def served(tmp_path: Path):
 
 def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -> None:
     out = tmp_path / "core.db.part"
-    r = run("-O", str(out), f"{served.url}/core.db")
+    r = run("--direct", "-O", str(out), f"{served.url}/core.db")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == b"db bytes" * 1000
 
@@ -45,7 +45,7 @@ def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -
 def test_missing_optional_file_is_one_line_exit_3(tmp_path: Path, served: FileServer) -> None:
     out = tmp_path / "core.db.sig.part"
     out.write_bytes(b"stale")
-    r = run("-O", str(out), f"{served.url}/core.db.sig")
+    r = run("--direct", "-O", str(out), f"{served.url}/core.db.sig")
     assert r.returncode == 3
     assert "core.db.sig" in one_line(r.stderr) and "404" in r.stderr
     assert not out.exists()
@@ -63,9 +63,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "minisign public key" in one_line(r.stderr)
 
 
-def test_bypass_without_proxy_is_refused(tmp_path: Path) -> None:
-    r = run("-O", str(tmp_path / "o"), "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
-    assert r.returncode == 2 and "needs --proxy" in one_line(r.stderr)
+def test_bypass_with_direct_is_refused(tmp_path: Path) -> None:
+    # without --proxy, --bypass-proxy-for-pkgs uses the default Tor for lookups (tests/test_tor_default.py)
+    r = run("-O", str(tmp_path / "o"), "--direct", "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
+    assert r.returncode == 2 and "--direct" in one_line(r.stderr)
 
 
 def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: FileServer) -> None:
@@ -88,7 +89,7 @@ def test_size_cap(tmp_path: Path, served: FileServer) -> None:
     # --max-size applies to packages; databases have their own (larger) cap. A package
     # over the cap is refused before any signature is considered.
     (served.root / "big-1-1-any.pkg.tar.zst").write_bytes(b"x" * 5000)
-    r = run("-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+    r = run("--direct", "-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
             "--log-url", "http://127.0.0.1:9", "--log-key", "x", f"{served.url}/big-1-1-any.pkg.tar.zst")
     assert r.returncode != 0
     assert not out.exists()
@@ -100,7 +101,7 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     served.behaviour.slow_seconds = 10
     out = tmp_path / "core.db.part"
     out.write_bytes(b"stale")
-    p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([*TORFETCH, "--direct", "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while not any(x.name.startswith(".torfetch-") for x in tmp_path.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)

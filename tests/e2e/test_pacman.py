@@ -19,7 +19,7 @@ pytestmark = [needs_pacman, pytest.mark.pacman]
 
 def sandbox(tmp_path: Path, signed_repo, mirror, rekor, *, upload: bool = True, extra=(), siglevel="Never",
             server_path: str = "repo") -> PacmanSandbox:
-    args = ["-v", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
+    args = ["-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
             *log_args(rekor, tmp_path / "state", upload=upload), *extra]
     return PacmanSandbox(tmp_path / "root", f"{mirror.url}/{server_path}", args, siglevel=siglevel).write()
 
