@@ -4,8 +4,9 @@ Used by ``cli.py`` (the bare pacman form) and ``commands/*`` (subcommands), and 
 which runs every value through the same converter as its command-line option, so ``proxy = "..."`` in
 ``/etc/torfetch.toml`` is checked exactly like ``--proxy``.
 
-A converter raises :class:`UsageError` itself (argparse lets it through untouched): the message names the
-option and the value, and the exit code is 2, never "internal error" from a stray ``ValueError``.
+A converter raises ``argparse.ArgumentTypeError`` with a message for the user: argparse prefixes the option
+(``argument --deadline: 'nan' is not ...``) and our parser turns it into a UsageError (exit 2), never an
+"internal error" from a stray ``ValueError``; the config loader names the file, line and key instead.
 """
 
 from __future__ import annotations
@@ -33,16 +34,16 @@ def seconds(value: str) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{_show(str(value))} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{_show(str(value))} is not a number of seconds") from None
     if not math.isfinite(x) or x <= 0:
-        raise UsageError(f"{_show(str(value))} is not a positive, finite number of seconds")
+        raise argparse.ArgumentTypeError(f"{_show(str(value))} is not a positive, finite number of seconds")
     return x
 
 
 def positive_int(value: str) -> int:
     x = _int(value)
     if x <= 0:
-        raise UsageError(f"{_show(str(value))} must be a whole number above 0")
+        raise argparse.ArgumentTypeError(f"{_show(str(value))} must be a whole number above 0")
     return x
 
 
@@ -50,7 +51,7 @@ def count(value: str) -> int:
     """A whole number, 0 or more."""
     x = _int(value)
     if x < 0:
-        raise UsageError(f"{_show(str(value))} must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{_show(str(value))} must be 0 or more")
     return x
 
 
@@ -59,7 +60,7 @@ def _int(value: str) -> int:
     # int() also takes "١٢" and "1_000": only ASCII digits, as a user would type them
     digits = s[1:] if s.startswith("-") else s
     if not (digits.isascii() and digits.isdigit()) or len(s) > 30:
-        raise UsageError(f"{_show(str(value))} is not a whole number")
+        raise argparse.ArgumentTypeError(f"{_show(str(value))} is not a whole number")
     return int(s)
 
 
@@ -69,10 +70,10 @@ def proxy_url(value: str) -> str:
 
     try:
         return normalise_proxy(value)
-    except TorfetchError:
-        raise
+    except TorfetchError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
     except ValueError as exc:  # urllib: "Port out of range 0-65535", "Invalid IPv6 URL"
-        raise UsageError(f"proxy {_show(value)} is not a valid URL ({exc})") from None
+        raise argparse.ArgumentTypeError(f"proxy {_show(value)} is not a valid URL ({exc})") from None
 
 
 def rebuilder_url(value: str) -> str:
@@ -85,10 +86,10 @@ def rebuilder_url(value: str) -> str:
         url = normalise_rebuilder_url(value)
         urllib.parse.urlsplit(url).port  # noqa: B018 - raises on a port out of range
         return url
-    except TorfetchError:
-        raise
+    except TorfetchError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
     except ValueError as exc:
-        raise UsageError(f"rebuilder URL {_show(value)} is not a valid URL ({exc})") from None
+        raise argparse.ArgumentTypeError(f"rebuilder URL {_show(value)} is not a valid URL ({exc})") from None
 
 
 
@@ -144,8 +145,8 @@ def url(value: str) -> str:
         parts = urllib.parse.urlsplit(value.strip())
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError as exc:
-        raise UsageError(f"URL {_show(value)} is not valid ({exc})") from None
+        raise argparse.ArgumentTypeError(f"URL {_show(value)} is not valid ({exc})") from None
     scheme = parts.scheme.lower()
     if not ((scheme in ("http", "https") and parts.hostname) or scheme == "file"):
-        raise UsageError(f"URL {_show(value)} must be http://, https:// (with a host) or file://")
+        raise argparse.ArgumentTypeError(f"URL {_show(value)} must be http://, https:// (with a host) or file://")
     return value.strip()

@@ -112,10 +112,10 @@ class OptionSpec:
                 raise ConfigError(f"expected a string or number, got {_tname(value)}")
             try:
                 out = conv(str(value))
-            except TorfetchError:
-                raise
+            except TorfetchError as exc:
+                raise ConfigError(exc.message) from None
             except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-                raise ConfigError(f"invalid value {str(value)[:100]!r} ({exc})") from None
+                raise ConfigError(str(exc) or f"invalid value {str(value)[:100]!r}") from None
         if self.choices is not None and out not in self.choices:
             raise ConfigError(f"expected one of {', '.join(map(repr, self.choices))}, got {out!r}")
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 from ..cliargs import ArgumentParser
 from ..errors import ConfigError, TorfetchError
 
