@@ -251,6 +251,11 @@ class _Lines:
         for i in range(start, end):
             if pat.match(self.lines[i]):
                 return i + 1
+        if repo is None:  # a table of that name: [key] or [[key]]
+            header = re.compile(r"\s*\[\[?\s*(?:\"|')?" + re.escape(key) + r"(?:\"|')?\s*[\].]")
+            for i in self.headers:
+                if header.match(self.lines[i]):
+                    return i + 1
         return None
 
     def table(self, repo: int) -> int | None:
