@@ -100,9 +100,9 @@ def options_from_args(ns: argparse.Namespace) -> Options:
     layers = [cfg.values if cfg else {}, repo.values if repo else {}, explicit]
     merged = merge_layers(parser.defaults(), layers)
     merged.update({k: getattr(ns, k) for k in ("output", "url", "config")})
-    m = argparse.Namespace(**merged)
-    _check_numbers(parser, m)
-    return _options(m, cfg, repo)
+    merged_ns = argparse.Namespace(**merged)
+    _check_numbers(parser, merged_ns)
+    return _options(merged_ns, cfg, repo)
 
 
 def _check_command_line(ns: argparse.Namespace, given: frozenset[str]) -> None:
@@ -124,61 +124,61 @@ def _check_numbers(parser: argparse.ArgumentParser, m: argparse.Namespace) -> No
                 raise UsageError(f"{a.option_strings[-1]} must be a positive, finite number, not {v}")
 
 
-def _options(m: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | None) -> Options:
-    if m.direct:
-        for flag, on in (("--proxy", m.proxy), ("--tor launch", m.tor), ("--tor-control", m.tor_control),
-                         ("--bypass-proxy-for-pkgs", m.bypass_proxy_for_pkgs), ("--audit-circuits", m.audit_circuits)):
+def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | None) -> Options:
+    if ns.direct:
+        for flag, on in (("--proxy", ns.proxy), ("--tor launch", ns.tor), ("--tor-control", ns.tor_control),
+                         ("--bypass-proxy-for-pkgs", ns.bypass_proxy_for_pkgs), ("--audit-circuits", ns.audit_circuits)):
             if on:
                 raise UsageError(f"--direct fetches without Tor: do not also give {flag}")
-    if m.quiet and m.verbose:
+    if ns.quiet and ns.verbose:
         raise UsageError("give -q or -v, not both")
-    pubkey = m.pubkey
-    if m.pubkey_file is not None:
+    pubkey = ns.pubkey
+    if ns.pubkey_file is not None:
         if pubkey:
             raise UsageError("give --pubkey or --pubkey-file, not both")
-        pubkey = read_local_text(m.pubkey_file, what="--pubkey-file").strip()
+        pubkey = read_local_text(ns.pubkey_file, what="--pubkey-file").strip()
     from .verify.rebuilder import parse_rebuilder_key
 
-    rebuilders = tuple(m.rebuilder)  # already normalised by cliargs.rebuilder_url: one spelling per rebuilder
+    rebuilders = tuple(ns.rebuilder)  # already normalised by cliargs.rebuilder_url: one spelling per rebuilder
     dup = next((u for i, u in enumerate(rebuilders) if u in rebuilders[:i]), None)
     if dup is not None:
         raise UsageError(f"--rebuilder {dup} is given twice: each rebuilder counts once")
     keys: list[tuple[str, str]] = []
-    for item in m.rebuilder_key:
+    for item in ns.rebuilder_key:
         url, key = parse_rebuilder_key(_key_file_contents(item))
         if url in dict(keys):
             raise UsageError(f"--rebuilder-key for {url} is given twice")
         keys.append((url, key))
-    log_key = m.log_key
+    log_key = ns.log_key
     if log_key and "BEGIN PUBLIC KEY" not in log_key:
         log_key = read_local_text(log_key, what="--log-key")
         if "BEGIN PUBLIC KEY" not in log_key:
-            raise ConfigError(f"--log-key {m.log_key} does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)")
-    if m.audit_circuits and not (m.tor_control or m.tor):
+            raise ConfigError(f"--log-key {ns.log_key} does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    if ns.audit_circuits and not (ns.tor_control or ns.tor):
         raise UsageError("--audit-circuits needs --tor-control or --tor launch")
-    if m.tor_config and not m.tor:
+    if ns.tor_config and not ns.tor:
         raise UsageError("--tor-config goes with --tor launch")
-    if m.tor_config:
-        read_local_text(m.tor_config, what="--tor-config")  # a regular, small text file, checked before tor starts
-    if m.tor and m.proxy:
+    if ns.tor_config:
+        read_local_text(ns.tor_config, what="--tor-config")  # a regular, small text file, checked before tor starts
+    if ns.tor and ns.proxy:
         raise UsageError("--tor launch starts its own proxy: do not also give --proxy")
-    limits = Limits(package_max_bytes=m.max_size)
-    timeouts = Timeouts(connect=m.connect_timeout, idle_read=m.read_timeout, download_total=m.deadline,
-                        rebuilder=m.rebuilder_timeout)
-    ua = os.environ.get("HTTP_USER_AGENT") if m.pacman_user_agent else None
+    limits = Limits(package_max_bytes=ns.max_size)
+    timeouts = Timeouts(connect=ns.connect_timeout, idle_read=ns.read_timeout, download_total=ns.deadline,
+                        rebuilder=ns.rebuilder_timeout)
+    ua = os.environ.get("HTTP_USER_AGENT") if ns.pacman_user_agent else None
     if repo is not None:
         hint = f"the [[repo]] in {cfg.source if cfg else '?'} that matches it has no pubkey: add one"
     elif cfg is not None and cfg.repos:
-        hint = f"no [[repo]] in {cfg.source} matches {m.url}: add one with its pubkey, or give --pubkey"
+        hint = f"no [[repo]] in {cfg.source} matches {ns.url}: add one with its pubkey, or give --pubkey"
     else:
         hint = "give --pubkey (or a [[repo]] table with its pubkey in the config)"
     return Options(
-        url=m.url, output=m.output, verbose=-1 if m.quiet else m.verbose, transparency_url=m.transparency_url,
-        pubkey=pubkey, proxy=m.proxy, direct=m.direct, bypass_proxy_for_pkgs=m.bypass_proxy_for_pkgs,
-        rebuilders=rebuilders, required_rebuild_confirms=m.required_rebuild_confirms, rebuilder_keys=tuple(keys),
-        fail_on_bad=m.fail_on_bad, log_url=m.log_url, log_key=log_key, state_dir=m.state_dir,
-        no_upload=m.no_upload, isolate=m.isolate, tor_control=m.tor_control, tor_launch=m.tor == "launch",
-        tor_config=m.tor_config, audit_circuits=m.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
+        url=ns.url, output=ns.output, verbose=-1 if ns.quiet else ns.verbose, transparency_url=ns.transparency_url,
+        pubkey=pubkey, proxy=ns.proxy, direct=ns.direct, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs,
+        rebuilders=rebuilders, required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
+        fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, state_dir=ns.state_dir,
+        no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
+        tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
         config_file=cfg.source if cfg else None, missing_pubkey_hint=hint,
     )
 
