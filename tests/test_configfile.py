@@ -372,3 +372,65 @@ def test_contrib_pacman_snippet_is_the_bare_command() -> None:
     ns = cli.build_parser().parse_args([a.replace("%o", "out").replace("%u", "http://h.test/core.db")
                                         for a in shlex.split(value)[1:]])
     assert ns.output == Path("out") and ns.url == "http://h.test/core.db"
+
+
+# --- fuzz: whatever the file says, the parser answers with a ConfigError or a ConfigFile ------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_KEYS = sorted(SPEC.top) + sorted(SPEC.repo) + ["match", "repo", "bogus"]
+_VALUES = st.one_of(st.booleans(), st.integers(), st.floats(), st.text(max_size=40),
+                    st.sampled_from(['"socks5h://127.0.0.1:9050"', '"https://a.test/r"', '"/abs/path"']),
+                    st.lists(st.text(max_size=10), max_size=3))
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(repr(v), repr(v))
+    if isinstance(v, str) and v.startswith('"'):
+        return v
+    if isinstance(v, (str, list)):
+        import json
+
+        return json.dumps(v)
+    return str(v)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(_KEYS), _VALUES), max_size=8))
+def test_fuzz_structured_documents(items: list[tuple[bool, str, object]]) -> None:
+    lines = []
+    for new_table, key, value in items:
+        if new_table:
+            lines.append("[[repo]]")
+        lines.append(f"{key} = {_toml_value(value)}")
+    try:
+        c = parse("\n".join(lines) + "\n")
+    except ConfigError as exc:
+        assert "\n" not in exc.one_line()
+    else:
+        for url in ("https://a.test/r/x-1-1-any.pkg.tar.zst", "file:///x"):
+            c.repo_for(url)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_any_text(text: str) -> None:
+    try:
+        parse(text)
+    except ConfigError:
+        pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=80), st.text(max_size=80))
+def test_fuzz_prefix_matching(prefix: str, url: str) -> None:
+    try:
+        m = configfile.URLPrefix.parse(prefix)
+    except ConfigError:
+        return
+    if m.covers(url):  # a covered URL has the prefix's scheme and host, and continues its path on a boundary
+        assert configfile._split(url, allow_query=True)[:2] == (m.scheme, m.netloc)

@@ -116,10 +116,10 @@ def test_verbose_lines_print_above_the_progress_line() -> None:
     assert len(seen) == 2
 
 
-@pytest.mark.parametrize("tty, verbose", [(False, 0), (True, -1)])
-def test_nothing_but_warnings_when_not_a_terminal_or_quiet(tty: bool, verbose: int) -> None:
+@pytest.mark.parametrize("tty, quiet", [(False, False), (True, True)])
+def test_nothing_but_warnings_when_not_a_terminal_or_quiet(tty: bool, quiet: bool) -> None:
     stream = TTY() if tty else io.StringIO()
-    r = Reporter(verbose=verbose, stream=stream, clock=Clock(), width=80)
+    r = Reporter(quiet=quiet, stream=stream, clock=Clock(), width=80)
     with r.file("core.db", ["download"]) as p:
         p.add(5)
         p.done("download")
@@ -207,3 +207,9 @@ def test_a_pipe_gets_nothing_on_success(tmp_path: Path, mirror: FileServer) -> N
     r = subprocess.run([sys.executable, "-m", "torfetch", "--direct", "-O", str(tmp_path / "core.db.part"),
                         f"{mirror.url}/core.db"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_quiet_failure_is_still_one_line(tmp_path: Path, mirror: FileServer) -> None:
+    rc, raw = run_on_pty(["-q", "--direct", "-O", str(tmp_path / "x.db.part"), f"{mirror.url}/missing.db"])
+    assert rc == 3
+    assert screen(raw) == [f"torfetch: not found: missing.db: server answered 404 ({mirror.url}/missing.db)"]

@@ -173,7 +173,7 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
     else:
         hint = "give --pubkey (or a [[repo]] table with its pubkey in the config)"
     return Options(
-        url=ns.url, output=ns.output, verbose=-1 if ns.quiet else ns.verbose, transparency_url=ns.transparency_url,
+        url=ns.url, output=ns.output, verbose=ns.verbose, quiet=ns.quiet, transparency_url=ns.transparency_url,
         pubkey=pubkey, proxy=ns.proxy, direct=ns.direct, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs,
         rebuilders=rebuilders, required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, state_dir=ns.state_dir,
@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     ok = False
     try:
-        trio.run(workflow.run, opts, Reporter(verbose=opts.verbose))
+        trio.run(workflow.run, opts, Reporter(verbose=opts.verbose, quiet=opts.quiet))
         ok = True
         return EXIT_OK
     except TorfetchError as exc:

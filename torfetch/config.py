@@ -43,7 +43,8 @@ class Options:
 
     url: str
     output: Path
-    verbose: int = 0  # -1 with -q: nothing but errors
+    verbose: int = 0
+    quiet: bool = False  # -q: nothing but warnings and errors on stderr
     transparency_url: str | None = None
     pubkey: str | None = None
     proxy: str | None = None  # None: Tor's SocksPort (from --tor-control, else DEFAULT_TOR_PROXY), unless direct

@@ -62,7 +62,8 @@ def _trio_time() -> float:
 
 @dataclass
 class Reporter:
-    verbose: int = 0  # -1: quiet (-q)
+    verbose: int = 0
+    quiet: bool = False  # -q: no progress line, no -v lines; warnings still
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     tty: bool | None = None  # None: ask the stream
     clock: Callable[[], float] = _trio_time
@@ -79,7 +80,7 @@ class Reporter:
 
     @property
     def shows_progress(self) -> bool:
-        return bool(self.tty) and self.verbose >= 0
+        return bool(self.tty) and not self.quiet
 
     def line_width(self) -> int:
         if self.width is not None:
@@ -93,16 +94,16 @@ class Reporter:
 
     def passed(self, msg: str) -> None:
         """A check passed (shown with -v)."""
-        if self.verbose >= 1:
+        if self.verbose >= 1 and not self.quiet:
             self._emit(f"[+] {msg}")
 
     def info(self, msg: str) -> None:
-        if self.verbose >= 1:
+        if self.verbose >= 1 and not self.quiet:
             self._emit(f"[*] {msg}")
 
     def detail(self, msg: str) -> None:
         """Circuits, proof details, rebuilder answers (shown with -vv)."""
-        if self.verbose >= 2:
+        if self.verbose >= 2 and not self.quiet:
             self._emit(f"    {msg}")
 
     def warn(self, msg: str) -> None:
