@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Sequence
 
 from . import __version__, cliargs
 from .config import DEFAULT_TOR_PROXY, Limits, Options, Timeouts
@@ -57,14 +57,6 @@ def build_parser() -> cliargs.RecordingParser:
     g.add_argument("--bypass-proxy-for-pkgs", action="store_true", help="download packages directly; every lookup still goes through Tor")
     g.add_argument("--rebuilder", action="append", default=[], type=cliargs.rebuilder_url, metavar="URL", help="rebuilderd instance to ask (repeatable)")
     g.add_argument("--required-rebuild-confirms", type=cliargs.count, default=0, metavar="N", help="how many rebuilders must confirm the package")
-    t = p.add_argument_group("Tor")
-    t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")
-    t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")
-    t.add_argument("--tor-control", metavar="PORT|SOCKET", help="tor's control port or socket: check bootstrap, find the SocksPort, audit circuits")
-    t.add_argument("--tor", choices=("launch",), default=None, help="'launch': start a private tor for this run")
-    t.add_argument("--tor-config", type=Path, metavar="TORRC", help="extra torrc lines for --tor launch (e.g. bridges)")
-    t.add_argument("--audit-circuits", action="store_true", help="fail if two purposes shared a Tor circuit (needs --tor-control or --tor launch)")
-    t.add_argument("--pacman-user-agent", action="store_true", help="send pacman's HTTP_USER_AGENT instead of the generic one")
     r = p.add_argument_group("rebuilders")
     r.add_argument("--rebuilder-key", action="append", default=[], metavar="URL=KEY", help="pin a rebuilder's Ed25519 key (64 hex digits, a PEM block or PEM file as rebuilderd serves it, "
                    "or base64 of that key): its confirm counts only with a valid attestation")
@@ -74,6 +66,14 @@ def build_parser() -> cliargs.RecordingParser:
     lg.add_argument("--log-key", default=None, help="the log's public key (PEM text or file); required for a non-default --log-url")
     lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch as root, else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
+    t = p.add_argument_group("Tor")
+    t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")
+    t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")
+    t.add_argument("--tor-control", metavar="PORT|SOCKET", help="tor's control port or socket: check bootstrap, find the SocksPort, audit circuits")
+    t.add_argument("--tor", choices=("launch",), default=None, help="'launch': start a private tor for this run")
+    t.add_argument("--tor-config", type=Path, metavar="TORRC", help="extra torrc lines for --tor launch (e.g. bridges)")
+    t.add_argument("--audit-circuits", action="store_true", help="fail if two purposes shared a Tor circuit (needs --tor-control or --tor launch)")
+    t.add_argument("--pacman-user-agent", action="store_true", help="send pacman's HTTP_USER_AGENT instead of the generic one")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-size", type=cliargs.positive_int, default=Limits.package_max_bytes, metavar="BYTES", help="largest package accepted")
     lim.add_argument("--connect-timeout", type=cliargs.seconds, default=Timeouts.connect, metavar="S")
