@@ -266,6 +266,13 @@ def test_missing_default_is_fine_missing_explicit_is_not(tmp_path: Path, monkeyp
         read_config_file(tmp_path / "absent.toml", spec=SPEC)
 
 
+def test_dev_null_means_no_config_at_all(tmp_path: Path, monkeypatch) -> None:
+    cfg = write_config(tmp_path, 'isolate = "package"\n')
+    monkeypatch.setattr(configfile, "DEFAULT_CONFIG", cfg)
+    o = cli.options_from_args(cli.build_parser().parse_args(["--config", "/dev/null", "-O", "o", "http://h.test/x.db"]))
+    assert o.isolate == "purpose" and o.config_file == "/dev/null"
+
+
 def test_default_file_is_read(tmp_path: Path, monkeypatch) -> None:
     cfg = write_config(tmp_path, 'isolate = "package"\n')
     monkeypatch.setattr(configfile, "DEFAULT_CONFIG", cfg)

@@ -47,7 +47,8 @@ def build_parser() -> cliargs.RecordingParser:
     p.add_argument("-O", "--output", required=True, type=Path, help="where to write the file (pacman's %%o)")
     p.add_argument("url", help="what to fetch (pacman's %%u): http://, https:// or file:// (copied without proof)")
     p.add_argument("--config", type=Path, metavar="FILE", default=None,
-                   help=f"read options and [[repo]] tables from FILE (default {DEFAULT_CONFIG}, if it exists)")
+                   help=f"read options and [[repo]] tables from FILE (default {DEFAULT_CONFIG}, if it exists; "
+                   "/dev/null: none)")
     g = p.add_argument_group("pacman-bintrans options")
     g.add_argument("--transparency-url", type=cliargs.url, help="base URL of the transparency signatures (<url>/<filename>.t); default <URL>.t")
     g.add_argument("--pubkey", help="the repository operator's minisign public key (base64 line)")

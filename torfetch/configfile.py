@@ -375,7 +375,8 @@ def merge_layers(defaults: Mapping[str, object], layers: Iterable[Mapping[str, o
 
 
 def read_config_file(path: Path | None, *, spec: ConfigSpec, euid: int | None = None) -> ConfigFile | None:
-    """Read and parse the config. ``path`` None means the default, which may be missing; a given path may not.
+    """Read and parse the config. ``path`` None means the default, which may be missing; a given path may not
+    (``/dev/null`` reads as an empty file, to run without any config).
 
     Refused: a file that is not regular, is larger than 1 MiB, is world-writable, sits in a directory that
     anyone may write to (without the sticky bit), or - when running as root - is not owned by root (it
@@ -384,6 +385,8 @@ def read_config_file(path: Path | None, *, spec: ConfigSpec, euid: int | None = 
     """
     explicit = path is not None
     p = path if path is not None else DEFAULT_CONFIG
+    if explicit and os.fspath(p) == os.devnull:
+        return ConfigFile(os.devnull)  # --config /dev/null: no file at all, not even the default
     uid = os.geteuid() if euid is None else euid
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
