@@ -210,6 +210,8 @@ def test_file_then_repo_then_command_line(tmp_path: Path) -> None:
         ("package", ("https://r1.test/",), 100.0, "socks5h://127.0.0.1:9150")
     assert (o.pubkey, o.transparency_url, o.required_rebuild_confirms) == (PUB, "https://a.example/sigs", 1)
     assert o.config_file == str(cfg)
+    assert o.config_note == f"config {cfg}: [[repo]] https://a.example/repo applies"
+    assert opts_for(cfg, "https://b.test/x.db").config_note == f"config {cfg}: no [[repo]] matches this URL"
     # a flag overrides the file, even when it names the default value; a list is replaced, not extended
     o = opts_for(cfg, "--isolate", "purpose", "--rebuilder", "https://r2.test", "--deadline", "5",
                  "--transparency-url", "https://other.test/t", pkg)

@@ -11,7 +11,7 @@ from pathlib import Path
 # a file:// copy must not need, or touch, Tor
 WITH_DEFAULT = [sys.executable, "-c",
                 "import sys, torfetch.net.tor as t; t.DEFAULT_SOCKS = sys.argv[1]; "
-                "from torfetch.cli import main; sys.exit(main(sys.argv[2:]))"]
+                "from torfetch.cli import main; sys.exit(main(['--config', '/dev/null', *sys.argv[2:]]))"]
 
 
 def closed_port() -> int:

@@ -21,7 +21,7 @@ def usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) 
     """Run the CLI in this process; expect exit 2, one line, and -O untouched."""
     out = tmp_path / "out.part"
     out.write_bytes(b"untouched")
-    rc = cli.main(["--direct", "-O", str(out), *args])
+    rc = cli.main(["--config", "/dev/null", "--direct", "-O", str(out), *args])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, err
@@ -39,7 +39,7 @@ def usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str) 
 ])
 def test_malformed_proxy(capsys, tmp_path: Path, proxy: str, why: str) -> None:
     out = tmp_path / "out.part"
-    rc = cli.main(["-O", str(out), "--proxy", proxy, "http://127.0.0.1:9/core.db"])
+    rc = cli.main(["--config", "/dev/null", "-O", str(out), "--proxy", proxy, "http://127.0.0.1:9/core.db"])
     line = capsys.readouterr().err.strip()
     assert rc == 2 and line.startswith("torfetch: usage: argument --proxy:") and why in line, line
 
@@ -112,7 +112,7 @@ KINDS = ["--pubkey-file", "--log-key", "--rebuilder-key", "--tor-config"]
 def _cli(tmp_path: Path, args: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     # --direct goes with everything here but --tor launch (a usage error of its own)
     direct = [] if "--tor" in args else ["--direct"]
-    return subprocess.run([sys.executable, "-m", "torfetch", *direct, "-O", str(tmp_path / "out.part"), *args],
+    return subprocess.run([sys.executable, "-m", "torfetch", "--config", "/dev/null", *direct, "-O", str(tmp_path / "out.part"), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -163,7 +163,7 @@ def test_key_files_are_read_and_used(tmp_path: Path) -> None:
     pub.write_text(f"untrusted comment: minisign public key\n{PUB}\n")
     rk = tmp_path / "r.hex"
     rk.write_text("ab" * 32 + "\n")
-    ns = cli.build_parser().parse_args(["--direct", "-O", "o", "--pubkey-file", str(pub), "--rebuilder", "http://r.test",
+    ns = cli.build_parser().parse_args(["--config", "/dev/null", "--direct", "-O", "o", "--pubkey-file", str(pub), "--rebuilder", "http://r.test",
                                         "--rebuilder-key", f"http://r.test={rk}", PKG])
     opts = cli.options_from_args(ns)
     assert PUB in opts.pubkey

@@ -148,7 +148,7 @@ def run_on_pty(args: list[str], timeout: float = 60) -> tuple[int, str]:
     """Run torfetch with stderr on a pty, as pacman on a terminal would; return what the terminal received."""
     master, slave = os.openpty()
     try:
-        p = subprocess.Popen([sys.executable, "-m", "torfetch", *args], stdin=subprocess.DEVNULL,
+        p = subprocess.Popen([sys.executable, "-m", "torfetch", "--config", "/dev/null", *args], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=slave)
     finally:
         os.close(slave)
@@ -204,7 +204,7 @@ def test_quiet_on_a_terminal_prints_nothing(tmp_path: Path, mirror: FileServer) 
 
 
 def test_a_pipe_gets_nothing_on_success(tmp_path: Path, mirror: FileServer) -> None:
-    r = subprocess.run([sys.executable, "-m", "torfetch", "--direct", "-O", str(tmp_path / "core.db.part"),
+    r = subprocess.run([sys.executable, "-m", "torfetch", "--config", "/dev/null", "--direct", "-O", str(tmp_path / "core.db.part"),
                         f"{mirror.url}/core.db"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == ""
 

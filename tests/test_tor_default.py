@@ -21,11 +21,12 @@ import pytest
 
 from tests.servers.files import FileServer
 
-TORFETCH = [sys.executable, "-m", "torfetch"]
+# --config /dev/null: whatever this machine's /etc/torfetch.toml says is not part of these tests
+TORFETCH = [sys.executable, "-m", "torfetch", "--config", "/dev/null"]
 # the CLI, with the default SocksPort replaced in this process only (argv[1])
 WITH_DEFAULT = [sys.executable, "-c",
                 "import sys, torfetch.net.tor as t; t.DEFAULT_SOCKS = sys.argv[1]; "
-                "from torfetch.cli import main; sys.exit(main(sys.argv[2:]))"]
+                "from torfetch.cli import main; sys.exit(main(['--config', '/dev/null', *sys.argv[2:]]))"]
 NO_TOR = "torfetch: tor: no Tor SOCKS proxy at {}: start tor, pass --proxy, or --direct to fetch without Tor"
 
 

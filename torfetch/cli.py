@@ -180,8 +180,17 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, state_dir=ns.state_dir,
         no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
         tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
-        config_file=cfg.source if cfg else None, missing_pubkey_hint=hint,
+        config_file=cfg.source if cfg else None, missing_pubkey_hint=hint, config_note=_config_note(cfg, repo, ns.url),
     )
+
+
+def _config_note(cfg: ConfigFile | None, repo: RepoTable | None, url: str) -> str | None:
+    if cfg is None or cfg.source == os.devnull:
+        return None
+    if repo is None:
+        return f"config {cfg.source}: no [[repo]] matches this URL"
+    best = max((m for m in repo.matches if m.covers(url)), key=lambda m: m.specificity)
+    return f"config {cfg.source}: [[repo]] {best.text} applies"
 
 
 def _key_file_contents(item: str) -> str:

@@ -65,6 +65,7 @@ class Options:
     audit_circuits: bool = False
     user_agent: str | None = None
     config_file: str | None = None  # the config file that was read, for messages
+    config_note: str | None = None  # which config and [[repo]] applied (-v)
     missing_pubkey_hint: str = "give --pubkey"  # what to do when a package has no operator key
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -105,6 +105,8 @@ def first_error(exc: BaseException) -> BaseException:
 
 async def run(opts: Options, report: Reporter) -> FetchResult:
     """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
+    if opts.config_note:
+        report.info(opts.config_note)
     # (0) A file:// URL is a local repository, as trusted as the disk it is on (pacman-bintrans copies it
     # without proof too): copied atomically, no Tor, no network at all.
     if urllib.parse.urlsplit(opts.url).scheme.lower() == "file":
@@ -276,6 +278,7 @@ async def _fetch_verified(
                 net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
                 get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
                 limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info, warn=report.warn,
+                detail=report.detail,
             )
             result.checks.append("rebuilders")
             progress.done("rebuilders")
