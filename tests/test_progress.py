@@ -51,18 +51,29 @@ def test_human_bytes() -> None:
 
 def test_progress_line_shows_bytes_rate_and_checks() -> None:
     line = format_progress("hello-1.0-1-x86_64.pkg.tar.zst", 3 * 1024 * 1024, 2.0,
-                           ["download", "signature", "log"], ["signature"], width=100)
-    assert line.startswith("hello-1.0-1-x86_64.pkg.tar.zst ")
-    assert "3.0 MiB" in line and "1.5 MiB/s" in line
-    assert line.endswith("download .. signature ok log ..")
+                           ["download", "signature", "log"], ["signature"], width=120)
+    assert line == "hello-1.0-1-x86_64.pkg.tar.zst    3.0 MiB  1.5 MiB/s  1/3  waiting: download log"
+    # once downloaded, the rate means nothing any more
+    line = format_progress("hello-1.0-1-x86_64.pkg.tar.zst", 3 * 1024 * 1024, 2.0,
+                           ["download", "signature", "log"], ["download", "signature"], width=120)
+    assert line == "hello-1.0-1-x86_64.pkg.tar.zst    3.0 MiB  2/3  waiting: log"
+    assert format_progress("core.db", 2048, 1.0, [], [], width=80) == "core.db    2.0 KiB  2.0 KiB/s"
 
 
-def test_progress_line_fits_the_terminal_and_is_clean() -> None:
-    name = "a-very-long-package-name-" * 8 + "1.0-1-x86_64.pkg.tar.zst"
-    line = format_progress(name, 10, 0.0, ["download"], [], width=60)
-    assert len(line) <= 59 and "~" in line and line.endswith("download ..")
-    assert "\x1b" not in format_progress("evil\x1b[2Jname\r.db", 1, 1.0, [], [], width=80)
+def test_narrow_terminal_drops_the_pending_list_then_the_rate_then_shortens_the_name() -> None:
+    name = "linux-firmware-20240312.3b128b60-1-any.pkg.tar.zst"
+    checks = ["download", "signature", "log", ".PKGINFO"]
+    wide = format_progress(name, 10, 1.0, checks, [], width=200)
+    assert wide.endswith("10 B/s  0/4  waiting: download signature log .PKGINFO")
+    assert format_progress(name, 10, 1.0, checks, [], width=80) == f"{name}       10 B  10 B/s  0/4"
+    assert format_progress(name, 10, 1.0, checks, [], width=70) == f"{name}       10 B  0/4"
+    short = format_progress(name, 10, 1.0, checks, [], width=50)
+    assert len(short) <= 49 and short.endswith("~       10 B  0/4") and short.startswith("linux-firmware-")
     assert len(format_verdict(name, 10, "verified: signature, log", width=50)) <= 49
+
+
+def test_progress_line_is_clean() -> None:
+    assert "\x1b" not in format_progress("evil\x1b[2Jname\r.db", 1, 1.0, [], [], width=80)
 
 
 # --- the Reporter: when it draws ---------------------------------------------------------------------------------
@@ -87,7 +98,7 @@ def test_a_check_redraws_at_once() -> None:
     with r.file("x-1-1-any.pkg.tar.zst", ["download", "signature"]) as p:
         p.add(10)
         p.done("signature")
-        assert screen(tty.getvalue())[-1].endswith("download .. signature ok")
+        assert screen(tty.getvalue())[-1].endswith("1/2  waiting: download")
         p.done("download")
         p.finish("verified: signature")
     assert screen(tty.getvalue())[-1].endswith("verified: signature")

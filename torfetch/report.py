@@ -33,25 +33,55 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _fit(name: str, line_rest: str, width: int) -> str:
-    room = max(width - 1 - len(line_rest) - 1, 12)
-    shown = name if len(name) <= room else name[: room - 1] + "~"
-    return f"{shown} {line_rest}"[: max(width - 1, 20)]
+def _fit(parts: Sequence[str], width: int, *, optional: Sequence[int] = ()) -> str:
+    """Join ``parts`` (the first is the file name) into one line under ``width``.
+
+    Too wide: leave out the ``optional`` parts, then shorten the name (down to 24 characters, marked ``~``),
+    then cut the end.
+    """
+    limit = max(width - 1, 20)
+    parts = list(parts)
+
+    def joined(ps: Sequence[str]) -> str:
+        return "  ".join(p for p in ps if p)
+
+    for i in optional:
+        if len(joined(parts)) <= limit:
+            break
+        parts[i] = ""
+    over = len(joined(parts)) - limit
+    if over > 0 and len(parts[0]) > 24:
+        keep = max(len(parts[0]) - over - 1, 23)
+        parts[0] = parts[0][:keep] + "~"
+    return joined(parts)[:limit]
+
+
+def format_checks(checks: Sequence[str], done: Iterable[str]) -> tuple[str, str]:
+    """(``"1/4"``, ``"waiting: signature log .PKGINFO"``): how many checks passed, and which are pending."""
+    if not checks:
+        return "", ""
+    finished = set(done)
+    pending = [c for c in checks if c not in finished]
+    return f"{len(checks) - len(pending)}/{len(checks)}", (f"waiting: {' '.join(pending)}" if pending else "")
 
 
 def format_progress(filename: str, nbytes: int, elapsed: float, checks: Sequence[str], done: Iterable[str],
                     *, width: int = 80) -> str:
-    """``hello-1.0-1-x86_64.pkg.tar.zst  1.2 MiB  340.0 KiB/s  download .. signature ok log ..`` (one line)."""
-    rate = nbytes / elapsed if elapsed > 0 else 0.0
-    finished = set(done)
-    states = " ".join(f"{c} {'ok' if c in finished else '..'}" for c in checks)
-    rest = f" {human_bytes(nbytes):>10}  {human_bytes(rate) + '/s':>12}" + (f"  {states}" if states else "")
-    return _fit(sanitise(filename, max_len=200), rest, width)
+    """``hello-1.0-1-x86_64.pkg.tar.zst  1.2 MiB  340.0 KiB/s  1/4  waiting: signature log .PKGINFO``.
+
+    The rate shows only while the download runs (for a file without checks: always). On a narrow terminal the
+    list of pending checks goes first, then the rate, then the name is shortened.
+    """
+    done = list(done)
+    rate = f"{human_bytes(nbytes / elapsed if elapsed > 0 else 0.0)}/s" if "download" not in done else ""
+    count, waiting = format_checks(checks, done)
+    parts = [sanitise(filename, max_len=200), f"{human_bytes(nbytes):>9}", rate, count, waiting]
+    return _fit(parts, width, optional=(4, 2))
 
 
 def format_verdict(filename: str, nbytes: int, verdict: str, *, width: int = 80) -> str:
-    """``hello-1.0-1-x86_64.pkg.tar.zst  1.2 MiB  verified: download, signature, log, .PKGINFO``."""
-    return _fit(sanitise(filename, max_len=200), f" {human_bytes(nbytes):>10}  {verdict}", width)
+    """``hello-1.0-1-x86_64.pkg.tar.zst  1.2 MiB  verified: signature, log, .PKGINFO``."""
+    return _fit([sanitise(filename, max_len=200), f"{human_bytes(nbytes):>9}", verdict], width)
 
 
 def _trio_time() -> float:

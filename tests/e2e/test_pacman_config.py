@@ -69,3 +69,22 @@ def test_world_writable_config_is_refused_through_pacman(tmp_path, signed_repo, 
     assert f"torfetch: configuration: refusing the config {cfg}: it is world-writable" in r.stderr, r.stderr
     assert len(mirror.requests) == before  # refused before any download
     assert not (sb.dbpath / "sync" / "test.db").exists()
+
+
+def test_terminal_shows_the_checks_of_a_package_then_its_verdict(tmp_path, signed_repo, mirror, rekor) -> None:
+    # what a user at a terminal sees for one verified package (pacman passes its terminal on as stderr)
+    from tests.test_progress import run_on_pty, screen
+
+    cfg = config(tmp_path, signed_repo, mirror, rekor, match=f"{mirror.url}/repo/")
+    name = signed_repo.packages["hello"].name
+    out = tmp_path / f"{name}.part"
+    rc, raw = run_on_pty(["--config", str(cfg), "-O", str(out), f"{mirror.url}/repo/{name}"])
+    assert rc == 0, raw
+    assert out.read_bytes() == signed_repo.packages["hello"].read_bytes()
+    frames = [f.replace("\x1b[K", "") for f in raw.replace("\n", "\r").split("\r") if f.strip()]
+    # checks pending, then done, as they pass (an 80-column terminal: the list of pending ones may not fit)
+    # (download, signature, log, .PKGINFO)
+    assert frames[0].startswith(name) and frames[0].endswith("0/4"), frames
+    assert any(f.endswith(("3/4", "3/4  waiting: .PKGINFO")) for f in frames), frames
+    assert screen(raw) == [screen(raw)[0]] and screen(raw)[0].startswith(name)
+    assert screen(raw)[0].endswith("verified: signature, log, .PKGINFO")
