@@ -203,5 +203,15 @@ def test_converters_raise_argument_type_errors() -> None:
     assert cliargs.rebuilder_url("HTTPS://R.test/a") == "https://r.test/a/"
 
 
+@pytest.mark.parametrize("args", [
+    [PKG],  # a package without a key: found out once the URL is classified, still before any network work
+    ["--pubkey", "not-a-key", PKG],
+    ["--pubkey", PUB, "--rebuilder-key", "http://r.test/=" + "00" * 32, PKG],
+    ["--pubkey", PUB, "--log-url", "http://127.0.0.1:9", PKG],
+])
+def test_later_usage_errors_touch_nothing_either(capsys, tmp_path: Path, args: list[str]) -> None:
+    usage_error(capsys, tmp_path, *args)
+
+
 def test_quiet_and_verbose_conflict(capsys, tmp_path: Path) -> None:
     assert "-q or -v" in usage_error(capsys, tmp_path, "-q", "-v", "http://127.0.0.1:9/core.db")

@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = True
         return EXIT_OK
     except TorfetchError as exc:
+        ok = isinstance(exc, UsageError)  # a usage error touches nothing: an existing -O stays as it was
         return _fail(exc, opts.verbose)
     except KeyboardInterrupt:
         print(f"torfetch: interrupted: {opts.output.name} was not written", file=sys.stderr)
