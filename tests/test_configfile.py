@@ -228,6 +228,11 @@ def test_exclusive_settings_are_replaced_as_a_group(tmp_path: Path) -> None:
     assert not o.direct and o.proxy == "socks5h://127.0.0.1:9050"
     o = opts_for(cfg, "--pubkey", "RWQCOMMANDLINE", "https://a.example/repo/testing/x-1-1-any.pkg.tar.zst")
     assert o.pubkey == "RWQCOMMANDLINE"  # the repo's pubkey_file is not read, and no "not both"
+    cfg = write_config(tmp_path, "quiet = true\n")
+    assert opts_for(cfg, "http://h.test/x.db").quiet
+    o = opts_for(cfg, "-v", "http://h.test/x.db")
+    assert (o.quiet, o.verbose) == (False, 1)
+    assert "give only one of quiet, verbose" in error("quiet = true\nverbose = 1\n")
 
 
 def test_repo_values_over_top_level(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ URL boundaries: same scheme, host and port, and the URL's path equals the match'
 ``https://a.example/repo-evil/x.pkg.tar.zst``). Query and fragment are never part of a match.
 
 **Precedence.** Built-in defaults < top-level keys < the matching ``[[repo]]`` < the command line. Settings that
-exclude each other (``proxy`` / ``direct`` / ``tor``; ``pubkey`` / ``pubkey_file``) are replaced as a group: a
+exclude each other (``proxy`` / ``direct`` / ``tor``; ``pubkey`` / ``pubkey_file``; ``quiet`` / ``verbose``) are replaced as a group: a
 later layer that sets one clears the others set by an earlier layer.
 
 :func:`parse_config` is pure (text in, typed :class:`ConfigFile` out, every error a ConfigError naming the
@@ -59,7 +59,8 @@ REPO_KEYS = REPO_ONLY | frozenset({
     "sigsum_policy", "sigsum_key",
 })
 #: settings that replace each other as a group across layers, and conflict within one
-EXCLUSIVE = (frozenset({"proxy", "direct", "tor"}), frozenset({"pubkey", "pubkey_file"}))
+EXCLUSIVE = (frozenset({"proxy", "direct", "tor"}), frozenset({"pubkey", "pubkey_file"}),
+             frozenset({"quiet", "verbose"}))
 
 
 # --- what the file may say: derived from the argparse parser ---------------------------------------------------
