@@ -45,7 +45,7 @@ def served(tmp_path: Path):
 
 def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -> None:
     out = sync_part(tmp_path, "core.db.part")
-    r = run("-O", str(out), f"{served.url}/core.db")
+    r = run("--direct", "-O", str(out), f"{served.url}/core.db")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == b"db bytes" * 1000
 
@@ -53,7 +53,7 @@ def test_database_is_fetched_without_proof(tmp_path: Path, served: FileServer) -
 def test_missing_optional_file_is_one_line_exit_3(tmp_path: Path, served: FileServer) -> None:
     out = sync_part(tmp_path, "core.db.sig.part")
     out.write_bytes(b"stale")
-    r = run("-O", str(out), f"{served.url}/core.db.sig")
+    r = run("--direct", "-O", str(out), f"{served.url}/core.db.sig")
     assert r.returncode == 3
     assert "core.db.sig" in one_line(r.stderr) and "404" in r.stderr
     assert not out.exists()
@@ -71,9 +71,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "minisign public key" in one_line(r.stderr)
 
 
-def test_bypass_without_proxy_is_refused(tmp_path: Path) -> None:
-    r = run("-O", str(sync_part(tmp_path, "core.db.part")), "--bypass-proxy-for-pkgs", "http://127.0.0.1:1/core.db")
-    assert r.returncode == 2 and "needs --proxy" in one_line(r.stderr)
+def test_bypass_with_direct_is_refused(tmp_path: Path) -> None:
+    # without --proxy, --bypass-proxy-for-pkgs uses the default Tor for lookups (tests/test_tor_default.py)
+    r = run("-O", str(sync_part(tmp_path, "core.db.part")), "--direct", "--bypass-proxy-for-pkgs",
+            "http://127.0.0.1:1/core.db")
+    assert r.returncode == 2 and "--direct" in one_line(r.stderr)
 
 
 def test_unreachable_proxy_fails_closed_never_direct(tmp_path: Path, served: FileServer) -> None:
@@ -110,7 +112,7 @@ def test_size_cap(tmp_path: Path, served: FileServer) -> None:
     (served.root / "big-1-1-any.pkg.tar.zst.t").write_bytes(b"untrusted comment: x\n")
     served.behaviour.rules[".t"] = "slow"
     served.behaviour.slow_seconds = 3
-    r = run("-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+    r = run("--direct", "-O", str(out), "--max-size", "1000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
             "--log-url", "http://127.0.0.1:9", "--log-key", str(_log_key_file(tmp_path)),
             "--state-dir", str(tmp_path / "state"), f"{served.url}/big-1-1-any.pkg.tar.zst")
     assert r.returncode == 3, r.stderr
@@ -121,7 +123,7 @@ def test_size_cap(tmp_path: Path, served: FileServer) -> None:
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".torfetch-")] == []
     # the same package under the cap gets past the size check (and fails later, on its signature)
     served.behaviour.rules.clear()
-    r = run("-O", str(out), "--max-size", "5000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+    r = run("--direct", "-O", str(out), "--max-size", "5000", "--pubkey", "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
             "--log-url", "http://127.0.0.1:9", "--log-key", str(_log_key_file(tmp_path)),
             "--state-dir", str(tmp_path / "state"), f"{served.url}/big-1-1-any.pkg.tar.zst")
     assert r.returncode == 1 and "signature" in one_line(r.stderr) and "size limit" not in r.stderr, r.stderr
@@ -135,8 +137,8 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path, served: FileServer) -> None:
     out.write_bytes(b"stale")
     # default SIGINT in the child even when pytest runs as a background job (which ignores SIGINT, and torfetch
     # keeps an inherited SIG_IGN)
-    p = subprocess.Popen([*TORFETCH, "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen([*TORFETCH, "--direct", "-O", str(out), f"{served.url}/core.db"], stderr=subprocess.PIPE,
+                         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 10
     while not any(x.name.startswith(".torfetch-") for x in out.parent.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -156,7 +158,7 @@ def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) 
         assert flag in r.stdout
     # listed, and taken: a pacman-bintrans XferCommand line (its flags but --proxy, which needs a SOCKS proxy) runs
     out = sync_part(tmp_path, "core.db.part")
-    r = run("-v", "--transparency-url", f"{served.url}/t", "--pubkey",
+    r = run("-v", "--direct", "--transparency-url", f"{served.url}/t", "--pubkey",
             "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "--rebuilder", f"{served.url}/rebuild/",
             "--required-rebuild-confirms", "1", "-O", str(out), f"{served.url}/core.db")
     assert r.returncode == 0, r.stderr

@@ -68,7 +68,7 @@ def _signals(ignored: tuple[int, ...] = ()):
 
 def start_mid_download(out: Path, server: FileServer, *args: str, ignored: tuple[int, ...] = ()) -> subprocess.Popen[str]:
     """torfetch under way: its temp file exists and the mirror is trickling the body to it."""
-    p = subprocess.Popen([*TORFETCH, "-O", str(out), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    p = subprocess.Popen([*TORFETCH, "--direct", "-O", str(out), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_signals(ignored))
     wait_for(lambda: _temps(out.parent) and server.requests, "the download to start")
     time.sleep(0.3)  # well inside the body now
@@ -177,7 +177,7 @@ async def test_errors_come_out_unwrapped_and_results_through() -> None:
 def test_sigkilled_runs_temp_file_is_swept_by_the_next_run(tmp_path: Path, trickling: FileServer) -> None:
     out_dir = tmp_path / "sync"
     out_dir.mkdir()
-    killed = subprocess.Popen([*TORFETCH, "-O", str(out_dir / "core.db.part"), f"{trickling.url}/core.db"],
+    killed = subprocess.Popen([*TORFETCH, "--direct", "-O", str(out_dir / "core.db.part"), f"{trickling.url}/core.db"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_signals())
     wait_for(lambda: _temps(out_dir) and trickling.requests, "the download to start")
     litter = _temps(out_dir)
@@ -188,7 +188,7 @@ def test_sigkilled_runs_temp_file_is_swept_by_the_next_run(tmp_path: Path, trick
     live = out_dir / f".torfetch-other.db.part.{os.getppid()}.abcdefgh.tmp"
     live.write_bytes(b"in progress")
     (trickling.root / "extra.db").write_bytes(b"quick")
-    r = subprocess.run([*TORFETCH, "-O", str(out_dir / "extra.db.part"), f"{trickling.url}/extra.db"],
+    r = subprocess.run([*TORFETCH, "--direct", "-O", str(out_dir / "extra.db.part"), f"{trickling.url}/extra.db"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert _temps(out_dir) == [live.name]

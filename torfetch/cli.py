@@ -1,7 +1,7 @@
 """Command line: pacman-bintrans-compatible bare form plus subcommands.
 
-    torfetch [-v] -O OUTPUT [--transparency-url URL] [--pubkey KEY] [--proxy URL]
-             [--bypass-proxy-for-pkgs] [--rebuilder URL]... [--required-rebuild-confirms N] URL
+    torfetch [-v|-q] -O OUTPUT [--transparency-url URL] [--pubkey KEY] [--proxy URL | --direct]
+             [--bypass-proxy-for-pkgs] [--rebuilder URL]... [--required-rebuild-confirms N] [--config FILE] URL
     torfetch log verify-entry|status ...
 
 One error handler: a TorfetchError becomes one line on stderr and its exit code.
@@ -10,15 +10,18 @@ One error handler: a TorfetchError becomes one line on stderr and its exit code.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import __version__
-from .config import Limits, Options, Timeouts
-from .errors import ConfigError, NotSupportedError, TorfetchError, UsageError
+from . import __version__, cliargs
+from .config import DEFAULT_TOR_PROXY, Limits, Options, Timeouts
+from .configfile import DEFAULT_CONFIG, ConfigFile, ConfigSpec, RepoTable, merge_layers, read_config_file
+from .errors import ConfigError, TorfetchError, UsageError
+from .localfile import read_local_text
 
 if TYPE_CHECKING:
     from .lifecycle import SignalLatch
@@ -32,89 +35,139 @@ EXIT_NETWORK = 3
 EXIT_INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+def build_parser() -> cliargs.RecordingParser:
+    p = cliargs.RecordingParser(
         prog="torfetch",
         description="Tor-routed package fetcher for pacman's XferCommand: hands a package over only if its "
-        "transparency signature verifies, is proven in the transparency log and, if asked, rebuilders confirm it.",
+        "transparency signature verifies, is proven in the transparency log and, if asked, rebuilders confirm it. "
+        f"Options can also be set in {DEFAULT_CONFIG} (long option names, '-' written '_'; [[repo]] tables per "
+        "repository); the command line overrides the file.",
         epilog="Subcommands: 'torfetch log verify-entry|status'. Exit codes: 0 ok, 1 verification failed, "
         "2 usage, 3 network/Tor, 130 interrupted.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="print each check as it passes (-vv: more)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress line)")
     p.add_argument("-O", "--output", required=True, type=Path, help="where to write the file (pacman's %%o)")
-    p.add_argument("url", help="what to fetch (pacman's %%u): http://, https:// or file://")
+    p.add_argument("url", help="what to fetch (pacman's %%u): http://, https:// or file:// (copied without proof)")
+    p.add_argument("--config", type=Path, metavar="FILE", default=None,
+                   help=f"read options and [[repo]] tables from FILE (default {DEFAULT_CONFIG}, if it exists; "
+                   "/dev/null: none)")
     g = p.add_argument_group("pacman-bintrans options")
-    g.add_argument("--transparency-url", help="base URL of the transparency signatures (<url>/<filename>.t); default <URL>.t")
+    g.add_argument("--transparency-url", type=cliargs.url, help="base URL of the transparency signatures (<url>/<filename>.t); default <URL>.t")
     g.add_argument("--pubkey", help="the repository operator's minisign public key (base64 line)")
     g.add_argument("--pubkey-file", type=Path, help="read the minisign public key from a .pub file")
-    g.add_argument("--proxy", help="SOCKS5 proxy for everything, e.g. socks5h://127.0.0.1:9050 (socks5:// is treated as socks5h://)")
-    g.add_argument("--bypass-proxy-for-pkgs", action="store_true", help="download packages directly; every lookup still goes through --proxy")
-    g.add_argument("--rebuilder", action="append", default=[], metavar="URL", help="rebuilderd instance to ask (repeatable)")
-    g.add_argument("--required-rebuild-confirms", type=int, default=0, metavar="N", help="how many rebuilders must confirm the package")
+    g.add_argument("--proxy", type=cliargs.proxy_url, help=f"SOCKS5 proxy for everything (default: Tor at {DEFAULT_TOR_PROXY}; "
+                   "socks5:// is treated as socks5h://)")
+    g.add_argument("--bypass-proxy-for-pkgs", action="store_true", help="download packages directly; every lookup still goes through Tor")
+    g.add_argument("--rebuilder", action="append", default=[], type=cliargs.rebuilder_url, metavar="URL", help="rebuilderd instance to ask (repeatable)")
+    g.add_argument("--required-rebuild-confirms", type=cliargs.count, default=0, metavar="N", help="how many rebuilders must confirm the package")
     r = p.add_argument_group("rebuilders")
     r.add_argument("--rebuilder-key", action="append", default=[], metavar="URL=KEY", help="pin a rebuilder's Ed25519 key (64 hex digits, a PEM block or PEM file as rebuilderd serves it, "
                    "or base64 of that key): its confirm counts only with a valid attestation")
     r.add_argument("--fail-on-bad", action="store_true", help="fail if any rebuilder reports BAD for this exact version")
     lg = p.add_argument_group("transparency log")
-    lg.add_argument("--log-url", default=None, help="Rekor v1 log (default https://rekor.sigstore.dev)")
+    lg.add_argument("--log-url", type=cliargs.url, default=None, help="Rekor v1 log (default https://rekor.sigstore.dev)")
     lg.add_argument("--log-key", default=None, help="the log's public key (PEM text or file); required for a non-default --log-url")
     lg.add_argument("--log-origin", default=None, metavar="NAME", help="the log's origin name in its checkpoints (default: rekor.sigstore.dev for its key, else the first name this machine saw)")
     lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch as root, else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
     t = p.add_argument_group("Tor")
+    t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")
     t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")
-    t.add_argument("--tor-control", metavar="PORT|SOCKET", help="tor's control port or socket: check bootstrap, audit circuits")
+    t.add_argument("--tor-control", metavar="PORT|SOCKET", help="tor's control port or socket: check bootstrap, find the SocksPort, audit circuits")
     t.add_argument("--tor", choices=("launch",), default=None, help="'launch': start a private tor for this run")
     t.add_argument("--tor-config", type=Path, metavar="TORRC", help="extra torrc lines for --tor launch (e.g. bridges)")
     t.add_argument("--audit-circuits", action="store_true", help="fail if two purposes shared a Tor circuit (needs --tor-control or --tor launch)")
     t.add_argument("--pacman-user-agent", action="store_true", help="send pacman's HTTP_USER_AGENT instead of the generic one")
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-size", type=int, default=Limits.package_max_bytes, metavar="BYTES", help="largest package accepted")
-    lim.add_argument("--connect-timeout", type=float, default=Timeouts.connect, metavar="S")
-    lim.add_argument("--read-timeout", type=float, default=Timeouts.idle_read, metavar="S", help="idle time allowed between bytes")
-    lim.add_argument("--deadline", type=float, default=Timeouts.download_total, metavar="S", help="total time allowed for the download")
-    lim.add_argument("--rebuilder-timeout", type=float, default=Timeouts.rebuilder, metavar="S")
-    lim.add_argument("--lookup-timeout", type=float, default=Timeouts.lookup_total, metavar="S", help="time allowed for the signature lookup (the log lookup: twice this)")
-    lim.add_argument("--low-speed-limit", type=int, default=Timeouts.low_speed_limit, metavar="BYTES", help="abort a transfer slower than BYTES/s over --low-speed-time (0: off)")
-    lim.add_argument("--low-speed-time", type=float, default=Timeouts.low_speed_time, metavar="S")
+    lim.add_argument("--max-size", type=cliargs.positive_int, default=Limits.package_max_bytes, metavar="BYTES", help="largest package accepted")
+    lim.add_argument("--connect-timeout", type=cliargs.seconds, default=Timeouts.connect, metavar="S")
+    lim.add_argument("--read-timeout", type=cliargs.seconds, default=Timeouts.idle_read, metavar="S", help="idle time allowed between bytes")
+    lim.add_argument("--deadline", type=cliargs.seconds, default=Timeouts.download_total, metavar="S", help="total time allowed for the download")
+    lim.add_argument("--rebuilder-timeout", type=cliargs.seconds, default=Timeouts.rebuilder, metavar="S")
+    lim.add_argument("--lookup-timeout", type=cliargs.seconds, default=Timeouts.lookup_total, metavar="S", help="time allowed for the signature lookup (the log lookup: twice this)")
+    lim.add_argument("--low-speed-limit", type=cliargs.count, default=Timeouts.low_speed_limit, metavar="BYTES", help="abort a transfer slower than BYTES/s over --low-speed-time (0: off)")
+    lim.add_argument("--low-speed-time", type=cliargs.seconds, default=Timeouts.low_speed_time, metavar="S")
     p.add_argument("--version", action="version", version=f"torfetch {__version__}")
     return p
 
 
 def options_from_args(ns: argparse.Namespace) -> Options:
+    """The command line, over the config file, over the defaults → validated Options. Usage errors only.
+
+    Nothing here touches the network or changes a file: a usage error leaves -O as it was.
+    """
+    parser = build_parser()
+    given = cliargs.given(ns)
+    _check_command_line(ns, given)
+    spec = ConfigSpec.from_parser(parser)
+    cfg = read_config_file(ns.config, spec=spec)
+    repo = cfg.repo_for(ns.url) if cfg is not None else None
+    option_dests = {o.dest for o in spec.top.values()} | {o.dest for o in spec.repo.values()}
+    explicit = {k: getattr(ns, k) for k in given if k in option_dests}
+    layers = [cfg.values if cfg else {}, repo.values if repo else {}, explicit]
+    merged = merge_layers(parser.defaults(), layers)
+    merged.update({k: getattr(ns, k) for k in ("output", "url", "config")})
+    merged_ns = argparse.Namespace(**merged)
+    _check_numbers(parser, merged_ns)
+    return _options(merged_ns, cfg, repo)
+
+
+def _check_command_line(ns: argparse.Namespace, given: frozenset[str]) -> None:
+    """Conflicts within the command line itself (across layers, the later layer replaces the earlier)."""
+    if "direct" in given and ns.direct:
+        for dest, flag in (("proxy", "--proxy"), ("tor", "--tor launch")):
+            if dest in given:
+                raise UsageError(f"--direct fetches without Tor: do not also give {flag}")
+    if "quiet" in given and ns.quiet and ns.verbose:
+        raise UsageError("give -q or -v, not both")
+
+
+def _check_numbers(parser: argparse.ArgumentParser, m: argparse.Namespace) -> None:
+    # float options added with a plain type=float get the same rule as cliargs.seconds
+    for a in parser._actions:
+        if a.type is float and isinstance(getattr(m, a.dest, None), float):
+            v = getattr(m, a.dest)
+            if not math.isfinite(v) or v <= 0:
+                raise UsageError(f"{a.option_strings[-1]} must be a positive, finite number, not {v}")
+
+
+def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | None) -> Options:
+    if ns.direct:
+        for flag, on in (("--proxy", ns.proxy), ("--tor launch", ns.tor), ("--tor-control", ns.tor_control),
+                         ("--bypass-proxy-for-pkgs", ns.bypass_proxy_for_pkgs), ("--audit-circuits", ns.audit_circuits)):
+            if on:
+                raise UsageError(f"--direct fetches without Tor: do not also give {flag}")
+    if ns.quiet and ns.verbose:
+        raise UsageError("give -q or -v, not both")
     pubkey = ns.pubkey
     if ns.pubkey_file is not None:
         if pubkey:
             raise UsageError("give --pubkey or --pubkey-file, not both")
-        try:
-            pubkey = ns.pubkey_file.read_text("utf-8")[:4096]
-        except OSError as exc:
-            raise ConfigError(f"cannot read --pubkey-file {ns.pubkey_file}: {exc.strerror}") from exc
-    if ns.required_rebuild_confirms < 0:
-        raise UsageError("--required-rebuild-confirms must be 0 or more")
+        pubkey = read_local_text(ns.pubkey_file, what="--pubkey-file").strip()
     from .keyfiles import parse_rebuilder_key
-    from .net.rebuilder_url import normalise_rebuilder_url
 
-    # one spelling per rebuilder, so a key's URL matches its --rebuilder however it was written
-    rebuilders = tuple(normalise_rebuilder_url(u) for u in ns.rebuilder)
-    keys = [parse_rebuilder_key(item) for item in ns.rebuilder_key]
-    for name, val in (("--max-size", ns.max_size), ("--connect-timeout", ns.connect_timeout),
-                      ("--read-timeout", ns.read_timeout), ("--deadline", ns.deadline),
-                      ("--rebuilder-timeout", ns.rebuilder_timeout), ("--lookup-timeout", ns.lookup_timeout),
-                      ("--low-speed-time", ns.low_speed_time)):
-        if not val > 0:  # also refuses nan
-            raise UsageError(f"{name} must be positive")
-    if ns.low_speed_limit < 0:
-        raise UsageError("--low-speed-limit must be 0 (off) or more")
+    rebuilders = tuple(ns.rebuilder)  # already normalised by cliargs.rebuilder_url: one spelling per rebuilder
+    dup = next((u for i, u in enumerate(rebuilders) if u in rebuilders[:i]), None)
+    if dup is not None:
+        raise UsageError(f"--rebuilder {dup} is given twice: each rebuilder counts once")
+    keys: list[tuple[str, str]] = []
+    for item in ns.rebuilder_key:
+        url, key = parse_rebuilder_key(_key_file_contents(item))
+        if url in dict(keys):
+            raise UsageError(f"--rebuilder-key for {url} is given twice")
+        keys.append((url, key))
+    log_key = ns.log_key
+    if log_key and "BEGIN PUBLIC KEY" not in log_key:
+        log_key = read_local_text(log_key, what="--log-key")
+        if "BEGIN PUBLIC KEY" not in log_key:
+            raise ConfigError(f"--log-key {ns.log_key} does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)")
     if ns.audit_circuits and not (ns.tor_control or ns.tor):
         raise UsageError("--audit-circuits needs --tor-control or --tor launch")
     if ns.tor_config and not ns.tor:
         raise UsageError("--tor-config goes with --tor launch")
+    if ns.tor_config:
+        read_local_text(ns.tor_config, what="--tor-config")  # a regular, small text file, checked before tor starts
     if ns.tor and ns.proxy:
         raise UsageError("--tor launch starts its own proxy: do not also give --proxy")
     limits = Limits(package_max_bytes=ns.max_size)
@@ -122,14 +175,42 @@ def options_from_args(ns: argparse.Namespace) -> Options:
                         rebuilder=ns.rebuilder_timeout, lookup_total=ns.lookup_timeout,
                         low_speed_limit=ns.low_speed_limit, low_speed_time=ns.low_speed_time)
     ua = os.environ.get("HTTP_USER_AGENT") if ns.pacman_user_agent else None
+    if repo is not None:
+        hint = f"the [[repo]] in {cfg.source if cfg else '?'} that matches it has no pubkey: add one"
+    elif cfg is not None and cfg.repos:
+        hint = f"no [[repo]] in {cfg.source} matches {ns.url}: add one with its pubkey, or give --pubkey"
+    else:
+        hint = "give --pubkey (or a [[repo]] table with its pubkey in the config)"
     return Options(
-        url=ns.url, output=ns.output, verbose=ns.verbose, transparency_url=ns.transparency_url, pubkey=pubkey,
-        proxy=ns.proxy, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs, rebuilders=rebuilders,
-        required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
-        fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=ns.log_key, log_origin=ns.log_origin, state_dir=ns.state_dir,
-        no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch", tor_config=ns.tor_config,
-        audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
+        url=ns.url, output=ns.output, verbose=ns.verbose, quiet=ns.quiet, transparency_url=ns.transparency_url,
+        pubkey=pubkey, proxy=ns.proxy, direct=ns.direct, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs,
+        rebuilders=rebuilders, required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
+        fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, log_origin=ns.log_origin, state_dir=ns.state_dir,
+        no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
+        tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
+        config_file=cfg.source if cfg else None, missing_pubkey_hint=hint, config_note=_config_note(cfg, repo, ns.url),
     )
+
+
+def _config_note(cfg: ConfigFile | None, repo: RepoTable | None, url: str) -> str | None:
+    if cfg is None or cfg.source == os.devnull:
+        return None
+    if repo is None:
+        return f"config {cfg.source}: no [[repo]] matches this URL"
+    best = max((m for m in repo.matches if m.covers(url)), key=lambda m: m.specificity)
+    return f"config {cfg.source}: [[repo]] {best.text} applies"
+
+
+def _key_file_contents(item: str) -> str:
+    """``URL=KEY`` where KEY names a file → ``URL=<its text>``, read capped (a FIFO or /dev/zero costs a line)."""
+    url, sep, key = item.partition("=")
+    k = key.strip()
+    inline = (len(k) == 64 and all(c in "0123456789abcdefABCDEF" for c in k)) or "BEGIN PUBLIC KEY" in k \
+        or k.startswith("MC")
+    if not sep or not k or inline:
+        return item
+    return f"{url}={read_local_text(k, what='--rebuilder-key file').strip()}"
+
 
 
 def _fail(exc: TorfetchError, verbose: int) -> int:
@@ -182,7 +263,7 @@ def _run(opts: Options, latch: "SignalLatch") -> int:
         from .lifecycle import run_interruptible
         from .report import Reporter
 
-        report = Reporter(verbose=opts.verbose)
+        report = Reporter(verbose=opts.verbose, quiet=opts.quiet)
         trio.run(lambda: run_interruptible(lambda: workflow.run(opts, report), output_name=opts.output.name,
                                            latch=latch))
         return EXIT_OK

@@ -7,6 +7,9 @@ from pathlib import Path
 
 MiB = 1024 * 1024
 
+#: Tor's usual SocksPort: used whenever neither --proxy, --direct, --tor launch nor --tor-control says otherwise
+DEFAULT_TOR_PROXY = "socks5h://127.0.0.1:9050"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -45,9 +48,11 @@ class Options:
     url: str
     output: Path
     verbose: int = 0
+    quiet: bool = False  # -q: nothing but warnings and errors on stderr
     transparency_url: str | None = None
     pubkey: str | None = None
-    proxy: str | None = None
+    proxy: str | None = None  # None: Tor's SocksPort (from --tor-control, else DEFAULT_TOR_PROXY), unless direct
+    direct: bool = False  # --direct: no Tor at all, the explicit opt-out
     bypass_proxy_for_pkgs: bool = False
     rebuilders: tuple[str, ...] = ()
     required_rebuild_confirms: int = 0
@@ -64,5 +69,8 @@ class Options:
     tor_config: Path | None = None  # torrc lines for --tor launch (bridges, a test network)
     audit_circuits: bool = False
     user_agent: str | None = None
+    config_file: str | None = None  # the config file that was read, for messages
+    config_note: str | None = None  # which config and [[repo]] applied (-v)
+    missing_pubkey_hint: str = "give --pubkey"  # what to do when a package has no operator key
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)

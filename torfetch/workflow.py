@@ -31,7 +31,7 @@ from .net.rebuilders import confirm_rebuilds
 from .net.rekor import LogConfig, prove_in_log
 from .net.tor import tor_context
 from .pacman.classify import Package, PackageSignature, classify
-from .pacman.filename import parse_package_filename
+from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
@@ -108,6 +108,12 @@ def first_error(exc: BaseException) -> BaseException:
 
 async def run(opts: Options, report: Reporter) -> FetchResult:
     """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
+    if opts.config_note:
+        report.info(opts.config_note)
+    # (0) A file:// URL is a local repository, as trusted as the disk it is on (pacman-bintrans copies it
+    # without proof too): copied atomically, no Tor, no network at all.
+    if urllib.parse.urlsplit(opts.url).scheme.lower() == "file":
+        return await _copy_local(opts, report)
     # (1) Decide what this file needs, before any network work and before -O is touched:
     # only what pacman positively writes as repository metadata skips the proof.
     kind = classify(opts.url, pacman_output_path(opts.output))
@@ -116,7 +122,7 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     pubkey: minisign.PublicKey | None = None
     if proof:
         if not opts.pubkey:
-            raise UsageError(f"{filename} is a package and needs a transparency signature: give --pubkey")
+            raise UsageError(f"{filename} is a package and needs a transparency signature: {opts.missing_pubkey_hint}")
         try:
             pubkey = minisign.PublicKey.parse(opts.pubkey)
         except TorfetchError as exc:
@@ -124,8 +130,8 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     _validate_rebuilder_options(opts)
     # a bad --log-key is a usage error before any network work
     log = LogConfig.from_options(opts) if proof else None
-    if opts.bypass_proxy_for_pkgs and not opts.proxy and not opts.tor_launch:
-        raise ConfigError("--bypass-proxy-for-pkgs needs --proxy: lookups must still go through Tor")
+    if opts.bypass_proxy_for_pkgs and opts.direct:
+        raise ConfigError("--bypass-proxy-for-pkgs with --direct: nothing would go through Tor")
 
     result = FetchResult(url=opts.url, filename=filename)
     # (2) Tor: bootstrap check / private tor / circuit audit, where configured.
@@ -144,7 +150,7 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
             if tor.audit is not None:
                 await tor.audit.check(net.opened_streams())
                 for line in tor.audit.describe():
-                    report.info(line)
+                    report.detail(line)
 
         async with net:
             try:
@@ -195,17 +201,42 @@ async def _fetch_package_signature(opts: Options, report: Reporter, net: Network
                   f"{len(sig.packets)} packet(s); pacman checks it)")
 
 
+async def _copy_local(opts: Options, report: Reporter) -> FetchResult:
+    filename = filename_from_url(opts.url)
+    result = FetchResult(url=opts.url, filename=filename)
+    cap = max(opts.limits.package_max_bytes, opts.limits.other_max_bytes)
+    # proxy=None is safe here: Network.stream reads file:// itself and never opens a socket for it
+    async with Network(proxy=None, timeouts=opts.timeouts) as net:
+        with report.file(filename, checks=()) as progress, AtomicOutput(opts.output) as out:
+            def sink(chunk: bytes) -> None:
+                out.write(chunk)
+                progress.add(len(chunk))
+
+            await net.stream("local", "GET", opts.url, sink, max_bytes=cap, timeout=opts.timeouts.download_total)
+            out.commit()
+            result.size = out.size
+            progress.finish("copied from a local repository (file://, no proof checked)")
+    report.passed(f"copied {filename} ({result.size} bytes) from the local repository: a file:// URL is trusted "
+                  "as the disk it is on, no proof checked")
+    return result
+
+
 async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: str, result: FetchResult,
                        before_commit) -> None:
     """Repository metadata (sync dbs, their .sig): no proof, but still size-capped, atomic and proxied."""
-    with AtomicOutput(opts.output) as out:
+    with report.file(filename, checks=()) as progress, AtomicOutput(opts.output) as out:
+        def sink(chunk: bytes) -> None:
+            out.write(chunk)
+            progress.add(len(chunk))
+
         await net.stream(
-            "database", "GET", opts.url, out.write,
+            "database", "GET", opts.url, sink,
             max_bytes=opts.limits.other_max_bytes, timeout=opts.timeouts.download_total,
         )
         await before_commit()
         out.commit()
         result.size = out.size
+        progress.finish("downloaded (no proof needed)")
     report.passed(f"downloaded {filename} ({result.size} bytes, no proof needed)")
 
 
@@ -222,11 +253,16 @@ async def _fetch_verified(
     async def get_sha256() -> str:
         return str(await sha_future.get())
 
-    with AtomicOutput(opts.output) as out:
+    checks = ["download", "signature", "log"]
+    if opts.rebuilders or opts.required_rebuild_confirms > 0:
+        checks.append("rebuilders")
+    checks.append(".PKGINFO")
+    with report.file(filename, checks) as progress, AtomicOutput(opts.output) as out:
         hasher = hashlib.sha256()
 
         def sink(chunk: bytes) -> None:
             out.write(chunk)
+            progress.add(len(chunk))
             hasher.update(chunk)
             if pkginfo.result is None:
                 pkginfo.feed(chunk)
@@ -241,6 +277,7 @@ async def _fetch_verified(
             result.sha256_hex = hasher.hexdigest()
             report.passed(f"downloaded {filename} ({out.size} bytes, sha256 {result.sha256_hex})")
             sha_future.set(result.sha256_hex)
+            progress.done("download")
 
         async def signature_and_log() -> None:
             # (3b) The transparency signature, fetched while the package streams.
@@ -266,6 +303,7 @@ async def _fetch_verified(
                 f"{'prehashed' if check.prehashed else 'legacy'}, trusted comment {check.trusted_comment!r})"
             )
             result.checks.append("signature")
+            progress.done("signature")
             # (5) The signature must be in the transparency log.
             await prove_in_log(
                 net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
@@ -273,6 +311,7 @@ async def _fetch_verified(
                 limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=filename, report=report.passed,
             )
             result.checks.append("log")
+            progress.done("log")
 
         async def rebuilders() -> None:
             keys = dict(opts.rebuilder_keys)
@@ -281,8 +320,10 @@ async def _fetch_verified(
                 net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
                 get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
                 limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info, warn=report.warn,
+                detail=report.detail,
             )
             result.checks.append("rebuilders")
+            progress.done("rebuilders")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(download)
@@ -294,10 +335,12 @@ async def _fetch_verified(
         info = pkginfo.finish()
         check_matches_filename(info, parsed)
         report.passed(f".PKGINFO of {filename} names {info.pkgname} {info.pkgver}")
+        progress.done(".PKGINFO")
         await before_commit()
         # (7) Every configured check passed: hand over.
         out.commit()
         result.verified = True
+        progress.finish("verified: " + ", ".join(checks[1:]))
     report.passed(f"handed {filename} to pacman")
 
 

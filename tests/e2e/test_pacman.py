@@ -19,7 +19,7 @@ pytestmark = [needs_pacman, pytest.mark.pacman]
 
 def sandbox(tmp_path: Path, signed_repo, mirror, rekor, *, upload: bool = True, extra=(), siglevel="Never",
             server_path: str = "repo") -> PacmanSandbox:
-    args = ["-v", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
+    args = ["-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
             *log_args(rekor, tmp_path / "state", upload=upload), *extra]
     return PacmanSandbox(tmp_path / "root", f"{mirror.url}/{server_path}", args, siglevel=siglevel).write()
 
@@ -165,7 +165,8 @@ def _rebuilder_args(honest, slow, liar, timeout: str) -> list[str]:
 
 def test_two_of_three_rebuilders_one_slow_one_lying(tmp_path, signed_repo, mirror, rekor, rebuilders) -> None:
     honest, slow, liar = rebuilders
-    sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=_rebuilder_args(honest, slow, liar, "20"))
+    # a second -v (-vv): each rebuilder's answer, not only the summary
+    sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=["-v", *_rebuilder_args(honest, slow, liar, "20")])
     r = sb.run("-Sy", "hello")
     assert r.returncode == 0, r.stdout + r.stderr
     assert sb.installed("hello")

@@ -64,7 +64,7 @@ def fetch_args(world, out: Path) -> list[str]:
 
 def test_full_fetch_each_lookup_on_its_own_circuit(tornet: TorNetwork, streams, world, tmp_path) -> None:
     out = tmp_path / "pkg.part"
-    r = subprocess.run([*TORFETCH, "-v", "--proxy", tornet.proxy, "--tor-control", str(tornet.control_port),
+    r = subprocess.run([*TORFETCH, "-vv", "--proxy", tornet.proxy, "--tor-control", str(tornet.control_port),
                         "--audit-circuits", *fetch_args(world, out)], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == world["pkg"].read_bytes()
@@ -75,7 +75,7 @@ def test_full_fetch_each_lookup_on_its_own_circuit(tornet: TorNetwork, streams, 
     assert sum(1 for user, _ in by_key if user == "torfetch-rebuilder") == 2  # one key per rebuilder host
     circuits = [c for cs in by_key.values() for c in cs]
     assert len(circuits) == len(set(circuits)), f"two isolation keys shared a circuit: {by_key}"
-    assert "circuit" in r.stderr  # -v printed the circuit per purpose (audit)
+    assert "circuit" in r.stderr  # -vv printed the circuit per purpose (audit)
 
 
 async def test_isolate_package_gives_each_package_fresh_circuits(tornet: TorNetwork, streams, world) -> None:

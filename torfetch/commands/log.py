@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from ..errors import ConfigError, TorfetchError, UsageError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+from ..cliargs import ArgumentParser
+from ..errors import ConfigError, TorfetchError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="torfetch log", description="offline tools for the transparency log")
+    p = ArgumentParser(prog="torfetch log", description="offline tools for the transparency log")
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify-entry", help="verify a LogEntry JSON as the Rekor API returns it ({\"<uuid>\": {...}})")
     v.add_argument("file", type=Path)

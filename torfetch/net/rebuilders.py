@@ -132,7 +132,8 @@ async def _lookup(net: Network, spec: RebuilderSpec, key: bytes | None, *, filen
 async def confirm_rebuilds(net: Network, rebuilders: Sequence[RebuilderSpec], *, filename: str, pkgname: str,
                            version: str, get_sha256: Callable[[], Awaitable[str]], required: int, fail_on_bad: bool,
                            limits: Limits, timeouts: Timeouts, package: str, report: Callable[[str], None],
-                           warn: Callable[[str], None] | None = None) -> RebuildOutcome:
+                           warn: Callable[[str], None] | None = None,
+                           detail: Callable[[str], None] | None = None) -> RebuildOutcome:
     """Ask all rebuilders concurrently; return once ``required`` confirmed.
 
     Args:
@@ -147,8 +148,9 @@ async def confirm_rebuilds(net: Network, rebuilders: Sequence[RebuilderSpec], *,
       fail_on_bad: a BAD for this exact version is fatal. Since a BAD can only
         be seen from a rebuilder that answered, the lookup then waits for every
         rebuilder (each up to ``timeouts.rebuilder``) instead of stopping at N.
-      report: gets one line per rebuilder (what it said, whether it counted)
-        and a summary line; ``warn`` (default ``report``) gets BAD reports.
+      report: gets a summary line; ``detail`` (default ``report``; the CLI's -vv)
+        one line per rebuilder (what it said, whether it counted); ``warn``
+        (default ``report``) gets BAD reports.
 
     Returns a RebuildOutcome. Raises RebuilderError as soon as too few
     rebuilders can still confirm, or on BAD with ``fail_on_bad``; ConfigError
@@ -201,7 +203,7 @@ async def confirm_rebuilds(net: Network, rebuilders: Sequence[RebuilderSpec], *,
     async def one(spec: RebuilderSpec, key: bytes | None, cancel: trio.CancelScope) -> None:
         ans = await ask(spec, key)
         tally.add(ans)
-        report(f"rebuilder {ans.line()}")
+        (detail or report)(f"rebuilder {ans.line()}")
         if ans.verdict is Verdict.BAD:
             warn(f"rebuilder {spec.url} reports BAD (not reproducible) for {subject}")
             if fail_on_bad:

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,13 +27,18 @@ from pathlib import Path
 
 import trio
 
-from ..config import Options
+from ..config import DEFAULT_TOR_PROXY, Options
 from ..errors import ConfigError, IsolationError, TorUnavailable
 
 BOOTSTRAP_TIMEOUT = 120.0
 CONTROL_TIMEOUT = 20.0
 _AUDIT_POLLS, _AUDIT_POLL_S = 50, 0.1  # wait at most 5 s for tor's last STREAM events
 PASSWORD_ENV = "TORFETCH_CONTROL_PASSWORD"
+
+#: The SocksPort used when nothing says otherwise. Tests that must not depend on what listens on this machine's
+#: 127.0.0.1:9050 replace it in their own process (``torfetch.net.tor.DEFAULT_SOCKS = ...``); deliberately no
+#: option, config key or environment variable changes it, so nothing can silently move where traffic goes.
+DEFAULT_SOCKS = DEFAULT_TOR_PROXY
 
 
 def _stem():
@@ -297,6 +303,35 @@ async def launch_private_tor(extra_config: Path | None) -> AsyncIterator[str]:
             await trio.to_thread.run_sync(shutil.rmtree, data, True)
 
 
+async def probe_socks(proxy: str, timeout: float) -> str:
+    """Check that a SOCKS5 server answers at ``proxy`` (a greeting only: no CONNECT, no circuit is built).
+
+    Without this, a missing tor would surface as a connection error from whichever lookup ran first;
+    with it, the user gets the one line that says what to do.
+    """
+    parts = urllib.parse.urlsplit(proxy)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 9050
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    missing = TorUnavailable(f"no Tor SOCKS proxy at {shown}: start tor, pass --proxy, or --direct to fetch without Tor")
+    try:
+        with trio.fail_after(min(timeout, 10.0)):
+            stream = await trio.open_tcp_stream(host, port)
+            async with stream:
+                await stream.send_all(b"\x05\x02\x00\x02")  # SOCKS5, methods: no auth, username/password
+                reply = b""
+                while len(reply) < 2:
+                    chunk = await stream.receive_some(2 - len(reply))
+                    if not chunk:
+                        break
+                    reply += chunk
+    except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+        raise missing from exc
+    if len(reply) != 2 or reply[0] != 5 or reply[1] not in (0, 2):
+        raise TorUnavailable(f"{shown} does not answer as a SOCKS5 proxy: start tor, pass --proxy, or --direct "
+                             "to fetch without Tor")
+    return proxy
+
+
 @asynccontextmanager
 async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIterator[TorContext]:
     """The proxy to use for this run, checked; with --audit-circuits, a live audit."""
@@ -329,6 +364,9 @@ async def tor_context(opts: Options, report: Callable[[str], None]) -> AsyncIter
                 proxy = await trio.to_thread.run_sync(_socks_listener, ctl, abandon_on_cancel=True)
                 if proxy is None:
                     raise TorUnavailable("tor's control port reports no SocksPort on localhost: give --proxy")
+        if proxy is None and not opts.direct:
+            proxy = await probe_socks(DEFAULT_SOCKS, opts.timeouts.connect)
+            report(f"using Tor's SocksPort {proxy}")
         if proxy is None and (opts.audit_circuits or opts.bypass_proxy_for_pkgs):
             raise TorUnavailable("no Tor proxy: give --proxy, --tor-control or --tor launch")
         audit = None
