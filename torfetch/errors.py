@@ -114,6 +114,12 @@ class PackageContentError(VerificationError):
     check = "package content"
 
 
+class RepoDbError(MalformedInputError):
+    """A repository database (<repo>.db) is malformed, too large or a bomb (operator tools)."""
+
+    check = "repository database"
+
+
 class StateError(TorfetchError):
     """Persisted trust state is corrupt or unwritable. Never silently reset."""
 
