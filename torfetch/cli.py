@@ -20,7 +20,7 @@ from . import __version__
 from .config import Limits, Options, Timeouts
 from .errors import ConfigError, NotSupportedError, TorfetchError, UsageError
 
-SUBCOMMANDS = ("log",)
+SUBCOMMANDS = ("log", "sign", "monitor")
 
 EXIT_OK = 0
 EXIT_VERIFICATION = 1
@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         from .commands import log as log_cmd
+        if args[0] in ("sign", "monitor"):  # operator tools
+            return __import__(f"torfetch.commands.{args[0]}", fromlist=["main"]).main(args[1:])
 
         return {"log": log_cmd.main}[args[0]](args[1:])
     verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) <= {"v"}) + args.count("--verbose")
