@@ -80,3 +80,22 @@ def handmade_db(path: Path, entries: list[tuple[str, str, str, str]]) -> Path:
             tf.addfile(ti, io.BytesIO(body))
     path.write_bytes(buf.getvalue())
     return path
+
+
+def plant(log_url: str, key: MinisignKey, sha256_hex: str, work: Path) -> dict:
+    """Upload the operator key's signature over ``sha256_hex`` to the log, as a thief of the key would
+    (Debian's minisign signs; the upload is the rekord request rekor-cli sends). Returns the LogEntry."""
+    import json
+    import urllib.request
+
+    from torfetch.verify.rekor import upload_request
+
+    work.mkdir(parents=True, exist_ok=True)
+    sig = key.sign_hex(sha256_hex, f"rogue-{sha256_hex[:8]}.pkg.tar.zst", work / f"{sha256_hex[:16]}.t")
+    body = upload_request(sig.read_bytes(), key.pub.read_bytes(), sha256_hex.encode())
+    req = urllib.request.Request(log_url + "/api/v1/log/entries", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201
+        (entry,) = json.loads(r.read()).values()
+    return entry
