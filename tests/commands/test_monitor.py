@@ -111,13 +111,21 @@ def test_entries_of_other_keys_are_not_alerts(tmp_path, world) -> None:
 
 def test_lying_log_is_a_problem_not_silence(tmp_path, world) -> None:
     repo, srv, log = world
-    srv.lie.bad_set = True
+    srv.lie.proof_for_other_entry = True  # every entry: an inclusion proof for another leaf
     r = monitor(repo, log, tmp_path)
     assert r.returncode == 1, r.stdout
-    assert r.stdout.count("PROBLEM") == 3 and "signed entry timestamp" in r.stdout
-    srv.lie.bad_set = False
+    assert r.stdout.count("PROBLEM") == 3 and "inclusion proof" in r.stdout
+    srv.lie.proof_for_other_entry = False
     r = monitor(repo, log, tmp_path)  # nothing was marked checked: they are verified now
     assert r.returncode == 0 and "checked 3 new entries" in r.stdout, r.stdout
+    # an entry that would be reported is verified in full, signed entry timestamp included
+    entry = plant(log.url, repo.key, rogue_sha("rogue with a bad SET"), tmp_path / "t")
+    srv.lie.bad_set = True
+    r = monitor(repo, log, tmp_path)
+    assert r.returncode == 1 and r.stdout.count("PROBLEM") == 1 and "signed entry timestamp" in r.stdout, r.stdout
+    srv.lie.bad_set = False
+    r = monitor(repo, log, tmp_path)
+    assert r.returncode == 1 and f"ALERT: log index {entry['logIndex']}," in r.stdout and "PROBLEM" not in r.stdout
 
 
 def test_split_view_is_refused(tmp_path, world) -> None:

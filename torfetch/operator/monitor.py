@@ -6,17 +6,20 @@ index search by public key (streamed: a list of 10^6 UUIDs is never held in
 memory, it goes straight into the state db) — documented by Rekor as possibly
 incomplete — plus every entry the signer recorded; (3) fetch what is not yet
 checked, ten per ``POST /api/v1/log/entries/retrieve`` (``GET`` per entry if
-the log lacks it), several requests in flight, and verify each entry as the
-fetch path does (``verify.rekor.verify_log_entry``: UUID, inclusion proof,
-checkpoint by the pinned key, SET, log id; then ``net.rekor.check_history``
-once per distinct tree head, against the remembered heads); (4) classify
+the log lacks it), several requests in flight, and verify each entry: UUID,
+log id, inclusion proof to a checkpoint signed by the pinned key (one ECDSA
+check per distinct checkpoint body), then ``net.rekor.check_history`` once per
+distinct tree head, against the remembered heads; an entry that becomes an
+alert is verified again exactly as the fetch path does
+(``verify.rekor.verify_log_entry``, signed entry timestamp included, since its
+index and time are what the alert prints); (4) classify
 (ok / alert / foreign), committing each batch; (5) report every standing
 alert, re-checked against today's dbs.
 """
 
 from __future__ import annotations
 
-import base64
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +35,9 @@ from ..store.logstate import LogStateStore, default_state_dir
 from ..store.monitorstate import MISSING, CheckedEntry, MonitorStore
 from ..store.signatures import DB_FILE as SIGNER_DB, SignatureStore
 from ..verify.minisign import PublicKey, sanitise
-from ..verify.monitor import (ALERT, FOREIGN, OK, RETRIEVE_BATCH, MAX_RETRIEVE_BYTES, UuidListParser, artifact_hash,
-                              classify, retrieve_request, search_request, split_retrieve_response, summarise_body)
+from ..verify.monitor import (ALERT, FOREIGN, MAX_RETRIEVE_BYTES, OK, RETRIEVE_BATCH, CheckpointCache, UuidListParser,
+                              artifact_hash, classify, retrieve_request, search_request, split_retrieve_response,
+                              summarise_body, verify_inclusion)
 from ..verify.rekor import VerifiedEntry, verify_log_entry
 from .repodb_fetch import read_repodb
 
@@ -134,33 +138,43 @@ class _Verifier:
             self._heads_done.add(head)
 
 
-def _check_batch(items: list[tuple[str, bytes, dict]], wanted: dict[str, str], cfg: LogConfig, key_line: bytes,
-                 expected: dict[str, str]) -> tuple[list[CheckedEntry], list[VerifiedEntry], list[str]]:
-    """CPU part of one batch (run in a worker thread): verify, summarise, classify."""
+def _check_batch(items: list[tuple[str, dict]], wanted: dict[str, str], cache: CheckpointCache, key_line: bytes,
+                 expected: dict[str, str]) -> tuple[list[CheckedEntry], dict[tuple, VerifiedEntry], list[str]]:
+    """CPU part of one batch (run in a worker thread): verify, summarise, classify.
+
+    Every entry: UUID, log id, inclusion proof, checkpoint by the pinned key (``verify_inclusion``). An entry
+    that is reported (an alert) is verified again in full, signed entry timestamp included
+    (``verify_log_entry``, exactly the fetch path's check), since its log index and time are printed.
+    """
     checked: list[CheckedEntry] = []
-    verified: list[VerifiedEntry] = []
+    heads: dict[tuple, VerifiedEntry] = {}
     problems: list[str] = []
-    for uuid, raw, entry in items:
+    for uuid, entry in items:
         leaf = uuid[-64:]
         if leaf not in wanted:
             problems.append(f"the log returned entry {sanitise(uuid[:80])} that was not asked for")
             continue
         try:
-            v = verify_log_entry(raw, log_key=cfg.key)
-            body = base64.b64decode(entry["body"])
-            s = summarise_body(body)
+            inc = verify_inclusion(uuid, entry, cache)
+            s = summarise_body(inc.body)
+            status = classify(s, key_line, expected)
+            log_index, integrated = inc.log_index, inc.integrated_time
+            if status == ALERT:
+                full = verify_log_entry(json.dumps({uuid: entry}).encode(), log_key=cache.key)
+                log_index, integrated = full.log_index, full.integrated_time
         except TorfetchError as exc:
             problems.append(f"entry {uuid}: {exc.one_line()}")
             continue
-        status = classify(s, key_line, expected)
         note = None if status != FOREIGN else f"{s.kind} entry not made with the operator's key"
-        checked.append(CheckedEntry(leaf, uuid, status, v.log_index, v.integrated_time, s.artifact_hash, note))
-        verified.append(v)
-    return checked, verified, problems
+        checked.append(CheckedEntry(leaf, uuid, status, log_index, integrated, s.artifact_hash, note))
+        cp = inc.checkpoint
+        heads.setdefault((cp.origin, cp.size, cp.root_hash), VerifiedEntry(
+            uuid=uuid, log_index=log_index, shard_index=inc.shard_index, integrated_time=integrated, checkpoint=cp))
+    return checked, heads, problems
 
 
 async def _fetch_batch(net: Network, cfg: LogConfig, opts: MonitorOptions, uuids: list[str],
-                       batch_ok: list[bool]) -> list[tuple[str, bytes, dict]]:
+                       batch_ok: list[bool]) -> list[tuple[str, dict]]:
     if batch_ok[0]:
         r = await net.request("log", "POST", cfg.url + "/api/v1/log/entries/retrieve", content=retrieve_request(uuids),
                               headers={"Content-Type": "application/json"}, max_bytes=MAX_RETRIEVE_BYTES,
@@ -170,7 +184,7 @@ async def _fetch_batch(net: Network, cfg: LogConfig, opts: MonitorOptions, uuids
         if r.status not in (404, 405, 501):
             raise HTTPStatusError(f"the log answered HTTP {r.status} to POST /api/v1/log/entries/retrieve", status=r.status)
         batch_ok[0] = False  # an older or smaller log: one GET per entry
-    out: list[tuple[str, bytes, dict]] = []
+    out: list[tuple[str, dict]] = []
     for u in uuids:
         r = await net.request("log", "GET", cfg.url + f"/api/v1/log/entries/{u}", max_bytes=opts.limits.rekor_max_bytes,
                               timeout=opts.timeouts.lookup_total)
@@ -249,6 +263,7 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
 
             # (3) + (4) fetch, verify, classify, commit per batch
             verifier = _Verifier(net, cfg, opts, report)
+            cache = CheckpointCache(cfg.key)
             batch_ok = [True]
             limiter = trio.CapacityLimiter(opts.jobs)
             last = 0
@@ -263,9 +278,9 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
                     async with limiter:
                         wanted = {leaf: src for _, leaf, _, src in batch}
                         items = await _fetch_batch(net, cfg, opts, [u for _, _, u, _ in batch], batch_ok)
-                        checked, verified, problems = await trio.to_thread.run_sync(
-                            _check_batch, items, wanted, cfg, key_line, expected)
-                        for v in verified:
+                        checked, heads, problems = await trio.to_thread.run_sync(
+                            _check_batch, items, wanted, cache, key_line, expected)
+                        for v in heads.values():
                             await verifier.history(v)
                         got = {c.leaf for c in checked} | {i[0][-64:] for i in items}
                         for _, leaf, uuid, src in batch:
