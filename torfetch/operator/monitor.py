@@ -35,8 +35,8 @@ from ..store.logstate import LogStateStore, default_state_dir
 from ..store.monitorstate import MISSING, CheckedEntry, MonitorStore
 from ..store.signatures import DB_FILE as SIGNER_DB, SignatureStore
 from ..verify.minisign import PublicKey, sanitise
-from ..verify.monitor import (ALERT, FOREIGN, MAX_RETRIEVE_BYTES, OK, RETRIEVE_BATCH, CheckpointCache, UuidListParser,
-                              artifact_hash, classify, retrieve_request, search_request, split_retrieve_response,
+from ..verify.monitor import (ALERT, FOREIGN, MAX_RETRIEVE_BYTES, OK, RETRIEVE_BATCH, CheckpointCache, ExpectedArtifacts,
+                              UuidListParser, classify, retrieve_request, search_request, split_retrieve_response,
                               summarise_body, verify_inclusion)
 from ..verify.rekor import VerifiedEntry, verify_log_entry
 from .repodb_fetch import read_repodb
@@ -139,7 +139,7 @@ class _Verifier:
 
 
 def _check_batch(items: list[tuple[str, dict]], wanted: dict[str, str], cache: CheckpointCache, key_line: bytes,
-                 expected: dict[str, str]) -> tuple[list[CheckedEntry], dict[tuple, VerifiedEntry], list[str]]:
+                 expected: ExpectedArtifacts) -> tuple[list[CheckedEntry], dict[tuple, VerifiedEntry], list[str]]:
     """CPU part of one batch (run in a worker thread): verify, summarise, classify.
 
     Every entry: UUID, log id, inclusion proof, checkpoint by the pinned key (``verify_inclusion``). An entry
@@ -209,7 +209,7 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
     state_dir = opts.state_dir or default_state_dir()
     cfg = LogConfig(url=log_url, key=load_log_key(opts.log_key), store=LogStateStore(state_dir), upload=False)
     result = MonitorResult()
-    expected: dict[str, str] = {}
+    expected = ExpectedArtifacts()
     store = MonitorStore(state_dir)
     signer_dir = opts.signer_state or state_dir
     signer = SignatureStore(signer_dir, readonly=True) if (signer_dir / SIGNER_DB).exists() else None
@@ -218,9 +218,8 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
         async with Network(proxy=opts.proxy, timeouts=opts.timeouts) as net:
             # (1) what was released
             for db in opts.repo_dbs:
-                def on_package(p, db=db) -> None:
-                    expected.setdefault(artifact_hash(p.sha256), p.filename)
-                result.db_packages += await read_repodb(net, db, on_package, timeouts=opts.timeouts)
+                result.db_packages += await read_repodb(net, db, lambda p: expected.add_package(p.sha256),
+                                                     timeouts=opts.timeouts)
             report.passed(f"{result.db_packages} packages in {len(opts.repo_dbs)} db(s)")
 
             # (2) candidates: the index search, streamed into the state db
@@ -289,12 +288,15 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
                                 checked.append(CheckedEntry(leaf, uuid, MISSING, None, None, None,
                                                             f"{where} this entry but the log does not return it"))
                         result.problems.extend(problems)
-                        await trio.to_thread.run_sync(store.record, [c for c in checked])
-                        result.checked += len(checked)
+                        page_checked.extend(checked)
 
+                page_checked: list[CheckedEntry] = []
                 async with trio.open_nursery() as nursery:
                     for b in batches:
                         nursery.start_soon(one, b)
+                # one transaction per page: an interruption loses at most this page's work, never half a row
+                await trio.to_thread.run_sync(store.record, page_checked)
+                result.checked += len(page_checked)
                 report.detail(f"checked {result.checked} entries")
 
             # (5) every standing alert, against today's dbs
