@@ -109,6 +109,13 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def _key_id_of(signature: str) -> bytes | None:
+    try:
+        return Signature.parse(signature.encode()).key_id
+    except TorfetchError:
+        return None
+
+
 def _existing(path: Path) -> bytes | None:
     try:
         with open(path, "rb") as f:
@@ -166,7 +173,8 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
                 rec = store.get(sha, filename) if store else None
                 t_path = opts.signature_dir / (filename + ".t")
                 on_disk = await trio.to_thread.run_sync(_existing, t_path)
-                need_sign = rec is None or rec.signature is None or on_disk != rec.signature.encode()
+                need_sign = (rec is None or rec.signature is None or on_disk != rec.signature.encode()
+                             or _key_id_of(rec.signature) != pub.key_id)  # a rotated key signs again
                 need_log = not opts.skip_upload and (opts.reupload_sigs or rec is None or rec.state != VERIFIED or need_sign)
                 if need_sign or need_log:
                     todo.append((sha, filename, need_sign, need_log))
