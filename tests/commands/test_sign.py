@@ -186,3 +186,13 @@ def test_refuses_filenames_with_slash_or_leading_dot(tmp_path, repo, rekor) -> N
     assert r.stderr.count("refusing to sign") == 2
     assert sorted(os.listdir(tmp_path / "sigs")) == ["c-1-1-any.pkg.tar.zst.t"]
     assert not (tmp_path / "etc").exists()
+
+
+def test_rotated_key_signs_again(tmp_path, repo, rekor) -> None:
+    srv, log = rekor
+    assert run(*sign_args(repo, log, tmp_path)).returncode == 0
+    new = MinisignKey.generate(tmp_path / "new", "new")
+    r = run(*sign_args(repo, log, tmp_path, new))
+    assert r.returncode == 0 and "signed 5, proven in the log 5" in r.stdout, r.stderr
+    pkg = repo.packages["beta"]
+    assert minisign_verifies(new.pub, pkg, tmp_path / "sigs" / (pkg.name + ".t")).returncode == 0
