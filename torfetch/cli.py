@@ -26,7 +26,7 @@ from .localfile import read_local_text
 if TYPE_CHECKING:
     from .lifecycle import SignalLatch
 
-SUBCOMMANDS = ("log", "setup")
+SUBCOMMANDS = ("log", "setup", "sign", "monitor")
 
 EXIT_OK = 0
 EXIT_VERIFICATION = 1
@@ -224,9 +224,10 @@ def _fail(exc: TorfetchError, verbose: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
-        from .commands import log as log_cmd, setup as setup_cmd
+        import importlib
 
-        return {"log": log_cmd.main, "setup": setup_cmd.main}[args[0]](args[1:])
+        # log, setup, and the operator tools sign and monitor: each its own parser and runner
+        return importlib.import_module(f"torfetch.commands.{args[0]}").main(args[1:])
     from .errors import Interrupted
     from .lifecycle import EarlySignal, SignalLatch
 

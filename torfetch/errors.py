@@ -138,6 +138,12 @@ class LocalStorageError(TorfetchError):
     check = "local storage"
 
 
+class RepoDbError(MalformedInputError):
+    """A repository database (<repo>.db) is malformed, too large or a bomb (operator tools)."""
+
+    check = "repository database"
+
+
 class StateError(TorfetchError):
     """Persisted trust state is corrupt or unwritable. Never silently reset."""
 

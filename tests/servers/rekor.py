@@ -273,7 +273,47 @@ class RekorServer(Serving):
                 return self._proof(h, query)
             if method == "GET" and path == "/api/v1/log/publicKey":
                 return self._send(h, 200, self.public_key_pem)
+            if method == "POST" and path in ("/api/v1/index/retrieve", "/api/v1/log/entries/retrieve"):
+                return self._search(h, path, body)  # the monitor's endpoints (operator tools)
         return self._send(h, 404, {"code": 404, "message": "not found"})
+
+    # -- search, for the monitor: POST /api/v1/index/retrieve (SearchIndex by public key) and
+    # POST /api/v1/log/entries/retrieve (SearchLogQuery, at most 10 entryUUIDs or logIndexes) ----------
+
+    #: leaf hashes the index search leaves out (Rekor documents the index as possibly incomplete)
+    index_hidden: frozenset[str] = frozenset()
+
+    def _search(self, h: http.server.BaseHTTPRequestHandler, path: str, raw: bytes) -> None:
+        try:
+            req = json.loads(raw)
+            if path == "/api/v1/index/retrieve":
+                pk = req["publicKey"]
+                assert pk["format"] == "minisign"
+                text = base64.b64decode(pk["content"])
+                want = next(ln.strip() for ln in text.replace(b"\r", b"").split(b"\n")
+                            if ln.strip() and not ln.startswith(b"untrusted comment:"))
+            else:
+                uuids = [str(u).lower() for u in req.get("entryUUIDs", [])]
+                indexes = [int(i) for i in req.get("logIndexes", [])]
+                assert 0 < len(uuids) + len(indexes) <= 10
+        except (ValueError, KeyError, TypeError, AssertionError, StopIteration):
+            return self._send(h, 422, {"code": 422, "message": "invalid search"})
+        visible = len(self._leaves())
+        if path == "/api/v1/index/retrieve":
+            found = []
+            for i, b in enumerate(self.bodies[:visible]):
+                try:
+                    key = base64.b64decode(json.loads(b)["spec"]["signature"]["publicKey"]["content"])
+                except (KeyError, ValueError, TypeError):
+                    continue
+                leaf = merkle.leaf_hash(b).hex()
+                if key.strip() == want and leaf not in self.index_hidden:
+                    found.append(f"{self.tree_id:016x}{leaf}")
+            return self._send(h, 200, found)
+        by_leaf = {merkle.leaf_hash(b).hex(): i for i, b in enumerate(self.bodies[:visible])}
+        out = [self._entry(by_leaf[u[-64:]]) for u in uuids if u[-64:] in by_leaf]
+        out += [self._entry(i - self.offset) for i in indexes if 0 <= i - self.offset < visible]
+        return self._send(h, 200, out)
 
     def _get_entry(self, h: http.server.BaseHTTPRequestHandler, ident: str) -> None:
         leaf_hex = ident[-64:]

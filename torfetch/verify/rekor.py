@@ -184,7 +184,7 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     if len(uuid) != 80 or uuid[-64:].lower() != leaf.hex():
         raise TransparencyLogError(
             f"log entry UUID {safe_text(uuid, 80)} is not a 16-hex tree id followed by the entry's leaf hash {leaf.hex()}")
-    tree = _uuid_tree(uuid[:16])
+    tree = uuid_tree(uuid[:16])
     # (6) logID is the pinned key
     if log_id.lower() != log_key.log_id:
         raise TransparencyLogError(f"log entry names log {log_id[:64]!r}, but the pinned key is log {log_key.log_id}")
@@ -227,7 +227,7 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
                          checkpoint=checkpoint, tree=tree, origin_name=origin_name)
 
 
-def _uuid_tree(prefix: str) -> int:
+def uuid_tree(prefix: str) -> int:
     """The entryID's first 16 hex digits: the Trillian tree id, as a number."""
     if len(prefix) != 16 or not set(prefix.lower()) <= set("0123456789abcdef"):
         raise TransparencyLogError(f"log entry UUID prefix {safe_text(prefix)} is not 16 hex digits")

@@ -1,0 +1,99 @@
+"""`torfetch sign`: flag-compatible with pacman-bintrans-sign; the logic is in operator/signer.py."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from ..errors import ConfigError, TorfetchError, UsageError
+
+PASSWORD_ENV = "PACMAN_BINTRANS_PASSWORD"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="torfetch sign", description="sign every package of a repository db (its sha256, from the db) "
+                "with the operator's minisign key, write <signature-dir>/<filename>.t, and prove each in the log")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    g = p.add_argument_group("pacman-bintrans-sign options")
+    g.add_argument("--repo-url", help="the repository's URL (pacman's Server, $repo and $arch are replaced)")
+    g.add_argument("--repo-name", help="the repository's name ($repo)")
+    g.add_argument("--architecture", help="$arch")
+    g.add_argument("--repo-db", metavar="URL|PATH", help="the sync db (default <repo-url>/<repo-name>.db)")
+    g.add_argument("--signature-dir", type=Path, required=True, help="where <filename>.t files are written")
+    g.add_argument("--pubkey-path", type=Path, required=True, help="the operator's minisign public key (.pub)")
+    g.add_argument("--seckey-path", type=Path, required=True,
+                   help=f"the minisign secret key (minisign -G; password from ${PASSWORD_ENV} or the terminal)")
+    g.add_argument("--skip-upload", action="store_true", help="only write .t files, do not touch the log")
+    g.add_argument("--reupload-sigs", action="store_true", help="upload and verify every package again, even those recorded")
+    g.add_argument("--dry-run", action="store_true", help="print what would be signed and uploaded; write nothing")
+    lg = p.add_argument_group("transparency log and state")
+    lg.add_argument("--log-url", help="Rekor v1 log (default https://rekor.sigstore.dev)")
+    lg.add_argument("--log-key", help="the log's public key (PEM text or file); required for a non-default --log-url")
+    lg.add_argument("--state-dir", type=Path, help="the signer's records (signatures.sqlite) and remembered tree heads "
+                    "(default /var/lib/torfetch as root, else $XDG_STATE_HOME/torfetch)")
+    lg.add_argument("--proxy", help="SOCKS5 proxy (e.g. Tor); operator tools connect directly by default")
+    lg.add_argument("--jobs", type=int, default=4, help="uploads in flight at once (default 4)")
+    return p
+
+
+def _password() -> bytes | None:
+    pw = os.environ.get(PASSWORD_ENV)
+    if pw is not None:
+        return pw.encode("utf-8")
+    if sys.stdin.isatty():
+        return getpass.getpass("Password for the minisign secret key: ").encode("utf-8")
+    raise ConfigError(f"the secret key is encrypted: set {PASSWORD_ENV} or run on a terminal")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    import signal
+
+    import trio
+
+    from ..operator.signer import SignOptions, run_sign
+    from ..report import Reporter
+    from ..workflow import first_error
+
+    verbose = 0
+    try:
+        ns = build_parser().parse_args(argv)
+        verbose = ns.verbose
+        opts = SignOptions(
+            signature_dir=ns.signature_dir, pubkey_path=ns.pubkey_path, seckey_path=ns.seckey_path, repo_db=ns.repo_db,
+            repo_url=ns.repo_url, repo_name=ns.repo_name, architecture=ns.architecture, skip_upload=ns.skip_upload,
+            reupload_sigs=ns.reupload_sigs, dry_run=ns.dry_run, verbose=ns.verbose, log_url=ns.log_url,
+            log_key=ns.log_key, state_dir=ns.state_dir, proxy=ns.proxy, jobs=ns.jobs)
+        signal.signal(signal.SIGTERM, _interrupt)  # a stopped systemd unit: same as Ctrl-C, records stay
+        summary = trio.run(run_sign, opts, Reporter(verbose=ns.verbose), _password)
+    except TorfetchError as exc:
+        print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("torfetch sign: interrupted (what was recorded stays; rerun to resume)", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as eg:
+        err = first_error(eg)
+        if isinstance(err, KeyboardInterrupt):
+            print("torfetch sign: interrupted (what was recorded stays; rerun to resume)", file=sys.stderr)
+            return 130
+        if isinstance(err, TorfetchError):
+            print(err.one_line(), file=sys.stderr)
+            return err.exit_code
+        raise
+    print(summary.line(ns.dry_run))
+    if summary.first_error is not None:
+        return summary.first_error.exit_code
+    return 0
