@@ -6,6 +6,7 @@ Everything lives in a temporary directory and only talks to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,10 +71,25 @@ def main() -> int:
             extra += ["--proxy", proxy]
             print(f"  private Tor network up, client SocksPort {proxy}")
 
-        xfer = ["-v", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
-                "--log-url", rekor.url, "--log-key", str(key), "--state-dir", str(tmp / "state"),
-                *rebuilder_args, *extra]
+        # Configured the way a user configures torfetch: a config file with a [[repo]] table, and an
+        # XferCommand that names it. The demo's servers live on 127.0.0.1, so without --tor it runs with
+        # `direct = true` (the explicit opt-out; torfetch otherwise insists on Tor at 127.0.0.1:9050).
+        config = tmp / "torfetch.toml"
+        config.write_text(
+            f'state_dir = "{tmp / "state"}"\n'
+            + ("" if args.tor else "direct = true\n")
+            + "\n[[repo]]\n"
+            f'match = "{mirror.url}/repo/"\n'
+            f'transparency_url = "{mirror.url}/sigs"\n'
+            f'pubkey = "{repo.key.pub_line}"\n'
+            f'log_url = "{rekor.url}"\n'
+            f'log_key = "{key}"\n'
+        )
+        os.chmod(config, 0o644)
+        xfer = ["-v", "--config", str(config), *rebuilder_args, *extra]
         sb = PacmanSandbox(tmp / "root", f"{mirror.url}/repo", xfer).write()
+        banner("torfetch.toml")
+        print(config.read_text())
         banner("pacman.conf (sandboxed root)")
         print(sb.conf.read_text())
 
