@@ -91,7 +91,7 @@ def test_four_rebuilders_on_one_host_ride_four_circuits(tornet: TorNetwork, stre
 
 def test_audit_passes_when_it_sees_every_stream(tornet: TorNetwork, world, tmp_path) -> None:
     out = _sync_part(tmp_path)
-    r = subprocess.run([*TORFETCH, "-v", "--proxy", tornet.proxy, "--tor-control", str(tornet.control_port),
+    r = subprocess.run([*TORFETCH, "-vv", "--proxy", tornet.proxy, "--tor-control", str(tornet.control_port),
                         "--audit-circuits", "-O", str(out), db_url(world)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == (world["repo"].repo_dir / "test.db").read_bytes()

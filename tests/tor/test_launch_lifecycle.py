@@ -19,6 +19,13 @@ pytestmark = [pytest.mark.tor]
 TORFETCH = [sys.executable, "-m", "torfetch"]
 
 
+def _sync(tmp_path: Path) -> Path:
+    """Where pacman writes sync dbs: only there is a .db repository metadata."""
+    d = tmp_path / "sync"
+    d.mkdir(exist_ok=True)
+    return d
+
+
 def _tor_children(ppid: int) -> list[tuple[int, list[str]]]:
     """(pid, argv) of every tor process whose parent is ``ppid``."""
     found = []
@@ -73,7 +80,8 @@ def test_sigterm_while_the_private_tor_bootstraps(tmp_path: Path) -> None:
     (dead,) = free_ports(1)
     conf = tmp_path / "extra.torrc"
     conf.write_text(COMMON + f"DirAuthority dead orport={dead} no-v2 v3ident={'A' * 40} 127.0.0.1:{dead} {'B' * 40}\n")
-    out = tmp_path / "core.db.part"
+    (tmp_path / "sync").mkdir()
+    out = tmp_path / "sync" / "core.db.part"
     tmp = tmp_path / "tmp"
     p = subprocess.Popen([*TORFETCH, "--tor", "launch", "--tor-config", str(conf), "-O", str(out),
                           "http://mirror.test/core.db"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -94,7 +102,7 @@ def test_a_private_tor_that_cannot_start_is_one_line_and_cleaned_up(tmp_path: Pa
     conf = tmp_path / "extra.torrc"
     conf.write_text("NoSuchTorOption 1\n")
     tmp = tmp_path / "tmp"
-    r = subprocess.run([*TORFETCH, "--tor", "launch", "--tor-config", str(conf), "-O", str(tmp_path / "core.db.part"),
+    r = subprocess.run([*TORFETCH, "--tor", "launch", "--tor-config", str(conf), "-O", str(_sync(tmp_path) / "core.db.part"),
                         "http://mirror.test/core.db"], capture_output=True, text=True, timeout=60, env=_env(tmp))
     assert r.returncode == 3, r.stderr
     lines = r.stderr.splitlines()
@@ -111,7 +119,7 @@ def test_sigterm_mid_download_over_the_private_network(tornet: TorNetwork, tmp_p
     conf = tmp_path / "extra.torrc"
     conf.write_text(COMMON + tornet.dir_authority_line + "ConfluxEnabled 0\n"
                     + "".join(f"MapAddress {n} 127.0.0.1\n" for n in TEST_NAMES))
-    cache = tmp_path / "cache"
+    cache = tmp_path / "sync"
     cache.mkdir()
     tmp = tmp_path / "tmp"
     with FileServer(www) as mirror:
