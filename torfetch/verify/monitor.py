@@ -18,11 +18,9 @@ import json
 from collections.abc import Container
 from dataclasses import dataclass
 
-from ..errors import InclusionProofError, MalformedInputError, TransparencyLogError
-from . import merkle
-from .checkpoint import Checkpoint, LogKey, parse_origin, verify_checkpoint
-from .jsondoc import expect_dict, expect_field
-from .rekor import uuid_tree
+from ..errors import MalformedInputError, TransparencyLogError
+from .checkpoint import Checkpoint, LogKey, verify_checkpoint
+from .rekor import verify_entry
 
 MAX_UUIDS = 50_000_000
 UUID_LENGTHS = (64, 80)
@@ -242,50 +240,14 @@ def _hex32(value: object, what: str) -> bytes:
 
 
 def verify_inclusion(uuid: str, entry: dict, cache: CheckpointCache) -> IncludedEntry:
-    """Everything ``verify.rekor.verify_log_entry`` checks except the signed entry timestamp: the UUID names
-    the body's leaf, logID is the pinned key, the RFC 9162 inclusion proof leads to the root of a checkpoint
-    signed by the pinned key (cached per body). The monitor verifies the SET as well (``verify_log_entry``)
-    for every entry it reports, whose log index and time it prints."""
-    w = "log entry"
-    body_b64 = expect_field(entry, "body", str, w)
-    integrated_time = expect_field(entry, "integratedTime", int, w)
-    log_id = expect_field(entry, "logID", str, w)
-    log_index = expect_field(entry, "logIndex", int, w)
-    verification = expect_dict(expect_field(entry, "verification", dict, w), "verification")
-    try:
-        body = base64.b64decode(body_b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedInputError("log entry: body is not base64") from exc
-    leaf = merkle.leaf_hash(body)
-    if not isinstance(uuid, str) or len(uuid) not in UUID_LENGTHS or uuid[-64:].lower() != leaf.hex():
-        raise TransparencyLogError(f"log entry UUID {str(uuid)[:80]!r} does not match the entry's leaf hash {leaf.hex()}")
-    if log_id.lower() != cache.key.log_id:
-        raise TransparencyLogError(f"log entry names log {log_id[:64]}, but the pinned key is log {cache.key.log_id}")
-    p = "inclusionProof"
-    proof = expect_dict(expect_field(verification, p, dict, "verification"), p)
-    shard_index = expect_field(proof, "logIndex", int, p)
-    tree_size = expect_field(proof, "treeSize", int, p)
-    root = _hex32(expect_field(proof, "rootHash", str, p), "rootHash")
-    hashes_raw = expect_field(proof, "hashes", list, p)
-    if len(hashes_raw) > merkle.MAX_PROOF_HASHES:
-        raise InclusionProofError("inclusion proof is too long")
-    hashes = [_hex32(h, "proof hash") for h in hashes_raw]
-    merkle.verify_inclusion(shard_index, tree_size, leaf, hashes, root)
-    checkpoint = cache.verify(expect_field(proof, "checkpoint", str, p))
-    if checkpoint.size != tree_size or checkpoint.root_hash != root:
-        raise InclusionProofError(f"the inclusion proof's tree (size {tree_size}, root {root.hex()}) is not the signed "
-                                  f"checkpoint's ({checkpoint.describe()})")
-    if log_index < shard_index:
-        raise TransparencyLogError(f"global log index {log_index} is smaller than the shard index {shard_index}")
-    # the same tree pinning as the fetch path: the checkpoint's origin names the UUID's tree
-    if len(uuid) != 80:
-        raise TransparencyLogError(f"log entry UUID {str(uuid)[:80]!r} is not a 16-hex tree id and a leaf hash")
-    tree = uuid_tree(uuid[:16])
-    origin_name, origin_tree = parse_origin(checkpoint.origin)
-    if origin_tree != tree:
-        raise TransparencyLogError(f"log entry UUID names tree {tree}, but its checkpoint is of tree {origin_tree}")
-    return IncludedEntry(uuid.lower(), leaf.hex(), body, log_index, shard_index, integrated_time, checkpoint, tree,
-                         origin_name)
+    """Everything ``verify.rekor.verify_entry`` checks (the same code: UUID and tree, logID, the RFC 9162
+    inclusion proof to a checkpoint signed by the pinned key, cached per body, the origin's tree) except the
+    signed entry timestamp, which the monitor verifies in full for every entry it reports."""
+    if not isinstance(uuid, str):
+        raise TransparencyLogError("log entry UUID is not a string")
+    v = verify_entry(uuid, entry, log_key=cache.key, checkpoint_verifier=cache.verify, check_set=False)
+    return IncludedEntry(uuid.lower(), uuid[-64:].lower(), v.body, v.log_index, v.shard_index, v.integrated_time,
+                         v.checkpoint, v.tree, v.origin_name)
 
 
 class ExpectedArtifacts:

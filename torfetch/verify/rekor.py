@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import CheckpointError, InclusionProofError, MalformedInputError, TransparencyLogError
@@ -87,6 +88,7 @@ class VerifiedEntry:
     checkpoint: Checkpoint
     tree: int  # the shard: the UUID's 16-hex prefix, equal to the checkpoint origin's tree id
     origin_name: str  # the checkpoint origin before " - <tree id>"
+    body: bytes = b""  # the canonical entry body the leaf hash was computed over
 
     @property
     def tree_id(self) -> str:
@@ -161,7 +163,16 @@ def parse_entry_response(data: bytes) -> tuple[str, dict]:
 
 
 def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | None = None) -> VerifiedEntry:
+    """A LogEntry as GET /api/v1/log/entries/<id> returns it: every check, the signed entry timestamp included."""
     uuid, entry = parse_entry_response(data)
+    return verify_entry(uuid, entry, log_key=log_key, expected_body=expected_body)
+
+
+def verify_entry(uuid: str, entry: dict, *, log_key: LogKey, expected_body: bytes | None = None,
+                 checkpoint_verifier: Callable[[str], Checkpoint] | None = None,
+                 check_set: bool = True) -> VerifiedEntry:
+    """(1)-(6) below on one parsed entry. The monitor passes a caching ``checkpoint_verifier`` (same check,
+    done once per checkpoint body) and, for entries it does not report, ``check_set=False``."""
     w = "log entry"
     body_b64 = expect_field(entry, "body", str, w)
     integrated_time = expect_field(entry, "integratedTime", int, w)
@@ -200,7 +211,7 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     hashes = [_hex(h, "proof hash") for h in hashes_raw]
     note = expect_field(proof, "checkpoint", str, p)
     merkle.verify_inclusion(shard_index, tree_size, leaf, hashes, root)
-    checkpoint = verify_checkpoint(note, log_key)
+    checkpoint = checkpoint_verifier(note) if checkpoint_verifier is not None else verify_checkpoint(note, log_key)
     origin_name, origin_tree = parse_origin(checkpoint.origin)
     if origin_tree != tree:
         raise TransparencyLogError(
@@ -214,6 +225,9 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
         )
     if log_index < shard_index:
         raise TransparencyLogError(f"global log index {log_index} is smaller than the shard index {shard_index}")
+    if not check_set:
+        return VerifiedEntry(uuid=uuid, log_index=log_index, shard_index=shard_index, integrated_time=integrated_time,
+                             checkpoint=checkpoint, tree=tree, origin_name=origin_name, body=body)
     # (5) signed entry timestamp over the global index
     set_b64 = expect_field(verification, "signedEntryTimestamp", str, "verification")
     try:
@@ -224,7 +238,7 @@ def verify_log_entry(data: bytes, *, log_key: LogKey, expected_body: bytes | Non
     if not log_key.verify(set_sig, payload):
         raise TransparencyLogError(f"signed entry timestamp of log entry {log_index} does not verify under the pinned log key")
     return VerifiedEntry(uuid=uuid, log_index=log_index, shard_index=shard_index, integrated_time=integrated_time,
-                         checkpoint=checkpoint, tree=tree, origin_name=origin_name)
+                         checkpoint=checkpoint, tree=tree, origin_name=origin_name, body=body)
 
 
 def uuid_tree(prefix: str) -> int:
