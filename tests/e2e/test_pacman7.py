@@ -53,18 +53,18 @@ def _replace_once(text: str, old: str, new: str) -> str:
 
 
 def torfetch_toml(*, match: str, transparency_url: str, pubkey: str, log_url: str, log_key: str = LOG_KEY,
-                  proxy: str | None, verbose: bool = True, rebuilder: str | None = None,
+                  proxy: str | None, verbose: int = 1, rebuilder: str | None = None,
                   rebuilder_key: str | None = None, top: tuple[str, ...] = ()) -> str:
     """contrib/torfetch.toml as shipped, with only its placeholders filled in: the repository's match URL,
     transparency_url, pubkey, log_url/log_key, the proxy a user's tor listens on (None: left commented out,
     torfetch's default), the rebuilder lines of the [[repo]] table. ``verbose`` (and ``top``) add top-level
-    lines, because the tests read the per-check lines; state_dir stays the example's /var/lib/torfetch."""
+    lines, because the tests read the per-check lines (-v; -vv for rebuilder answers); state_dir stays the example's /var/lib/torfetch."""
     text = TEMPLATE.read_text()
     if proxy is not None:
         text = _replace_once(text, '# proxy = "socks5h://127.0.0.1:9050"\n', f'proxy = "{proxy}"\n')
     head, sep, repo = text.partition("\n[[repo]]\n")
     assert sep, "contrib/torfetch.toml has no [[repo]] table"
-    extra = (["verbose = 1"] if verbose else []) + list(top)
+    extra = ([f"verbose = {verbose}"] if verbose else []) + list(top)
     if extra:
         head += "\n# added by the test\n" + "\n".join(extra) + "\n"
     (old_match,) = re.findall(r"^match = .*$", repo, flags=re.M)
@@ -425,7 +425,7 @@ def test_no_proxy_in_config_and_no_tor_fails_closed_without_reaching_the_mirror(
     clearnet fallback would show in its request log."""
     _nothing_at_9050()
     config = torfetch_toml(match=f"{mirror.url}/repo/", transparency_url=f"{mirror.url}/sigs",
-                           pubkey=signed_repo.key.pub_line, log_url=rekor.url, proxy=None, verbose=False)
+                           pubkey=signed_repo.key.pub_line, log_url=rekor.url, proxy=None, verbose=0)
     pm = Pacman7(chroot, f"t{next(_counter)}", f"{mirror.url}/repo", config).write()
     seen = len(mirror.requests)
     r = pm.run("-Sy", "hello")
