@@ -35,7 +35,7 @@ def test_sign_install_monitor_rogue(tmp_path) -> None:
         for pkg in repo.packages.values():
             assert minisign_verifies(repo.key.pub, pkg, repo.sig_dir / (pkg.name + ".t")).returncode == 0
 
-        xfer = ["-v", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
+        xfer = ["-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
                 *log_args(log, tmp_path / "user-state"), "--no-upload"]
         sb = PacmanSandbox(tmp_path / "root", f"{mirror.url}/repo", xfer).write()
         r = sb.run("-Sy", "hello", "world", "epochal")

@@ -1,9 +1,15 @@
 """Real pacman 7.0 (Debian trixie) and 7.1 (Debian sid) with ``DownloadUser = alpm``, torfetch as XferCommand.
 
+Configured as a user configures it: ``XferCommand = /usr/bin/torfetch -O %o %u`` and everything else in the
+chroot's /etc/torfetch.toml (root-owned, 0644), which is the shipped contrib/torfetch.toml with its placeholders
+filled in. Its ``proxy`` is the recording SOCKS proxy (tests/servers/socks.py) standing where the user's tor
+would; the repository, signature server and log are the local servers of the pacman 6 tests, named ``*.test``
+so that only the proxy can reach them (the chroot shares the host's 127.0.0.1).
+
 pacman 7 runs XferCommand as the DownloadUser with HOME still /root; torfetch must keep its state in
 /var/lib/torfetch (made by ``torfetch setup``, owned by alpm), leave nothing in CacheDir, and say in one line
-how to fix a missing state directory. The repository, its signatures and the Rekor-API log are the same local
-servers as the pacman 6 tests (tests/e2e/conftest.py), reached from the chroot through the shared 127.0.0.1.
+how to fix a missing state directory. Without ``proxy`` and without a tor at 127.0.0.1:9050 it must fail
+closed without touching the mirror; a world-writable config is refused.
 """
 
 from __future__ import annotations
