@@ -54,7 +54,7 @@ def trickling_mirror(signed_repo):
 
 
 def _sandbox(tmp_path: Path, signed_repo, mirror: FileServer, rekor) -> PacmanSandbox:
-    args = ["--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
+    args = ["--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", signed_repo.key.pub_line,
             *log_args(rekor, tmp_path / "state")]
     return PacmanSandbox(tmp_path / "root", f"{mirror.url}/repo", args).write()
 

@@ -2,7 +2,8 @@
 
 The daemon imports two packages of the local signed repository through a sync profile; its worker's backend
 "rebuilds" them by copying the input (GOOD) or writing other bytes (BAD). Then pacman, with torfetch as
-XferCommand and ``--required-rebuild-confirms 1``, installs the GOOD one only with the daemon's key pinned: a wrong
+``XferCommand = /usr/bin/torfetch -O %o %u`` and the rebuilder in /etc/torfetch.toml's [[repo]] table
+(``required_rebuild_confirms = 1``), all reached through the recording SOCKS proxy, installs the GOOD one only with the daemon's key pinned: a wrong
 pinned key and a BAD verdict do not count. Beside the local rebuilderd server (tests/servers/rebuilderd.py) this
 checks torfetch against the real API answers and the real attestation signatures.
 """
@@ -26,9 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.chroot import Chroot, can_run
 from tests.e2e.conftest import LogFixture, needs_pacman
-from tests.e2e.test_pacman7 import LOG_KEY, Pacman7, xfer_command
+from tests.e2e.test_pacman7 import (LOG_KEY, Names, Pacman7, assert_installed_through_proxy, behind_proxy,
+                                    connects_by_host, socks, torfetch_toml)
 from tests.repo import Repo
 from tests.servers.files import FileServer
+from tests.servers.socks import SocksProxy
+
+__all__ = ["socks"]  # the session's SOCKS proxy fixture, shared with test_pacman7
 
 pytestmark = [needs_pacman, pytest.mark.pacman, pytest.mark.slow,
               pytest.mark.skipif(can_run() is not None, reason=str(can_run()))]
@@ -163,12 +168,20 @@ def _pinned(sid: Chroot, name: str, pem: str) -> str:
     return path
 
 
-def _pacman(sid: Chroot, signed_repo: Repo, mirror: FileServer, rekor: LogFixture, rb: RealRebuilderd,
-            key_path: str, tag: str) -> Pacman7:
-    extra = ("--rebuilder", rb.url, "--rebuilder-key", f"{rb.url}={key_path}", "--required-rebuild-confirms", "1",
-             "--rebuilder-timeout", "30")
-    xfer = xfer_command(mirror_url=mirror.url, pubkey=signed_repo.key.pub_line, log_url=rekor.url, extra=extra)
-    return Pacman7(sid, f"rb-{tag}", f"{mirror.url}/repo", xfer).write()
+REBUILDER = "rebuilder.test"  # the daemon as torfetch asks the proxy for it
+
+
+def _pacman(sid: Chroot, signed_repo: Repo, mirror: FileServer, rekor: LogFixture, socks: SocksProxy,
+            rb: RealRebuilderd, key_path: str, tag: str) -> Pacman7:
+    """The shipped /etc/torfetch.toml with the [[repo]] table's rebuilder lines filled in: the daemon (under a
+    .test name, so only through the proxy), its pinned key, one confirmation required."""
+    n = Names.of(mirror, rekor)
+    url = behind_proxy(rb.url, REBUILDER)
+    config = torfetch_toml(match=f"{n.mirror}/repo/", transparency_url=f"{n.sigs}/sigs",
+                           pubkey=signed_repo.key.pub_line, log_url=n.log, proxy=socks.url, rebuilder=url,
+                           rebuilder_key=f"{url}={key_path}", verbose=2,  # -vv: each rebuilder's answer
+                           top=("rebuilder_timeout = 30",))
+    return Pacman7(sid, f"rb-{tag}", f"{n.mirror}/repo", config, socks).write()
 
 
 def test_real_daemon_rebuilt_good_and_bad(rebuilderd: RealRebuilderd) -> None:
@@ -176,8 +189,8 @@ def test_real_daemon_rebuilt_good_and_bad(rebuilderd: RealRebuilderd) -> None:
     assert rebuilderd.key_pem.startswith("-----BEGIN PUBLIC KEY-----")
 
 
-def test_good_with_daemon_key_pinned_counts(sid, signed_repo, mirror, rekor, rebuilderd) -> None:
-    pm = _pacman(sid, signed_repo, mirror, rekor, rebuilderd, _pinned(sid, "daemon", rebuilderd.key_pem), "good")
+def test_good_with_daemon_key_pinned_counts(sid, signed_repo, mirror, rekor, socks, rebuilderd) -> None:
+    pm = _pacman(sid, signed_repo, mirror, rekor, socks, rebuilderd, _pinned(sid, "daemon", rebuilderd.key_pem), "good")
     r = pm.run("-Sy", GOOD)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
@@ -185,29 +198,32 @@ def test_good_with_daemon_key_pinned_counts(sid, signed_repo, mirror, rekor, reb
     assert pm.cache_entries() == [signed_repo.packages[GOOD].name]
     assert f"reproduced {GOOD} 1.0-1 (GOOD) [v1], attestation signed by pinned key" in out, out
     assert f"1 of 1 rebuilders confirmed {GOOD} 1.0-1 (need 1)" in out, out
+    assert_installed_through_proxy(socks, extra={REBUILDER: {"torfetch-rebuilder"}})
 
 
-def test_wrong_pinned_key_does_not_count(sid, signed_repo, mirror, rekor, rebuilderd) -> None:
+def test_wrong_pinned_key_does_not_count(sid, signed_repo, mirror, rekor, socks, rebuilderd) -> None:
     other = Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    pm = _pacman(sid, signed_repo, mirror, rekor, rebuilderd, _pinned(sid, "wrong", other), "wrongkey")
+    pm = _pacman(sid, signed_repo, mirror, rekor, socks, rebuilderd, _pinned(sid, "wrong", other), "wrongkey")
     r = pm.run("-Sy", GOOD)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"torfetch: rebuilders: only 0 of 1 rebuilders confirmed {GOOD} 1.0-1 (need 1)" in out, out
     assert "is not signed by the pinned key" in out, out
+    assert "torfetch-rebuilder" in connects_by_host(socks)[REBUILDER]
     assert not pm.installed(GOOD)
     assert [e for e in pm.cache_entries() if not e.startswith("download-")] == []
     assert pm.leftovers() == [], pm.leftovers()
 
 
-def test_bad_verdict_does_not_count(sid, signed_repo, mirror, rekor, rebuilderd) -> None:
-    pm = _pacman(sid, signed_repo, mirror, rekor, rebuilderd, _pinned(sid, "daemon", rebuilderd.key_pem), "bad")
+def test_bad_verdict_does_not_count(sid, signed_repo, mirror, rekor, socks, rebuilderd) -> None:
+    pm = _pacman(sid, signed_repo, mirror, rekor, socks, rebuilderd, _pinned(sid, "daemon", rebuilderd.key_pem), "bad")
     r = pm.run("-Sy", BAD)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"torfetch: rebuilders: only 0 of 1 rebuilders confirmed {BAD} 1.0-1 (need 1)" in out, out
     assert f"reports BAD for {BAD} 1.0-1" in out, out
+    assert "torfetch-rebuilder" in connects_by_host(socks)[REBUILDER]
     assert not pm.installed(BAD)
     assert [e for e in pm.cache_entries() if not e.startswith("download-")] == []
     assert pm.leftovers() == [], pm.leftovers()

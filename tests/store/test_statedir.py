@@ -198,3 +198,20 @@ def test_other_user_is_not_told_to_take_over_the_download_users_dir(world_dir: P
     # the DownloadUser itself gets the command that fixes it
     kind, msg = _in_child_as_nobody(lambda: sd.check_state_dir(system, _nobody(), owner="nobody"))
     assert kind == "err" and "sudo install -d -o nobody -g nogroup -m 0700" in msg
+
+
+@needs_root
+def test_system_dir_named_in_the_config_gets_the_same_one_line_fix(world_dir: Path) -> None:
+    """contrib/torfetch.toml says ``state_dir = "/var/lib/torfetch"``: naming the system directory must not lose
+    the check the default gets (else a missing one fails late, as "Permission denied"); another directory a
+    user names is theirs to have created (LogStateStore makes it), as before."""
+    from torfetch.store.statedir import state_dir_for
+
+    conf = world_dir / "pacman.conf"
+    conf.write_text("[options]\nDownloadUser = nobody\n")
+    system = world_dir / "var-lib-torfetch"
+    kind, msg = _in_child_as_nobody(lambda: state_dir_for(system, system_dir=system, pacman_conf=conf))
+    assert kind == "err" and f"the state directory {system} does not exist" in msg and "--user nobody" in msg, msg
+    own = world_dir / "mine"
+    assert _in_child_as_nobody(lambda: state_dir_for(own, system_dir=system, pacman_conf=conf)) == ("ok", own)
+    assert _in_child_as_nobody(lambda: state_dir_for(None, system_dir=system, pacman_conf=conf))[0] == "err"

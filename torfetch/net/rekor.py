@@ -19,7 +19,7 @@ import trio
 from ..config import Limits, Options, Timeouts
 from ..errors import ConfigError, EntryNotFoundError, FetchTimeout, HTTPStatusError, StateError, TransparencyLogError
 from ..store.logstate import LogStateStore
-from ..store.statedir import default_state_dir
+from ..store.statedir import state_dir_for
 from ..verify import merkle
 from ..verify.checkpoint import LogKey
 from ..verify.logstate import HistoryCheck, LogState, NeedConsistency, NeedLogInfo, SeenTree, TreeHead, Trusted
@@ -71,7 +71,7 @@ class LogConfig:
         origin = opts.log_origin
         if origin is not None and (not origin or " - " in origin or not origin.isprintable() or len(origin) > 512):
             raise ConfigError("--log-origin must be the log's origin name (e.g. rekor.sigstore.dev), without ' - <tree id>'")
-        return cls(url=url, key=load_log_key(opts.log_key), store=LogStateStore(opts.state_dir or default_state_dir()),
+        return cls(url=url, key=load_log_key(opts.log_key), store=LogStateStore(state_dir_for(opts.state_dir)),
                    upload=not opts.no_upload, origin=origin)
 
 

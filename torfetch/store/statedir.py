@@ -144,3 +144,14 @@ def default_state_dir(*, system_dir: Path = SYSTEM_STATE_DIR, pacman_conf: Path 
     if chosen == system_dir and euid != 0:
         check_state_dir(chosen, current_user(), owner=download_user_name(pacman_conf))
     return chosen
+
+
+def state_dir_for(explicit: Path | None, *, system_dir: Path = SYSTEM_STATE_DIR,
+                  pacman_conf: Path = PACMAN_CONF) -> Path:
+    """--state-dir (or the config's ``state_dir``) if given, else the default; the system directory is checked
+    either way, so the shipped /etc/torfetch.toml (which names it) gets the same one-line fix as the default."""
+    if explicit is None:
+        return default_state_dir(system_dir=system_dir, pacman_conf=pacman_conf)
+    if explicit == system_dir and os.geteuid() != 0:
+        check_state_dir(explicit, current_user(), owner=download_user_name(pacman_conf))
+    return explicit
