@@ -63,7 +63,7 @@ def short_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _sandbox(tmp_path: Path, repo: Repo, server: FileServer, rekor, siglevel: str) -> PacmanSandbox:
-    args = ["-v", "--direct", "--transparency-url", f"{server.url}/sigs", "--pubkey", repo.key.pub_line,
+    args = ["-v", "--transparency-url", f"{server.url}/sigs", "--pubkey", repo.key.pub_line,
             *log_args(rekor, tmp_path / "state")]
     sb = PacmanSandbox(tmp_path / "root", f"{server.url}/repo", args, siglevel=siglevel).write()
     assert repo.gpg is not None
@@ -135,9 +135,7 @@ def test_control_pacman_installs_a_renamed_file_from_a_downloader_that_does_not_
 # --- the two files pacman asks for that are not packages, as pacman names them -------------
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    # Tor by default: these runs talk to a local file server, so without Tor explicitly
-    return subprocess.run([TORFETCH, "--config", "/dev/null", "--direct", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([TORFETCH, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_package_signature_in_cachedir(tmp_path, renamed_repo) -> None:
