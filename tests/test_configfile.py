@@ -305,6 +305,29 @@ def test_config_in_a_world_writable_directory_is_refused(tmp_path: Path) -> None
     assert read_config_file(cfg, spec=SPEC) is not None
 
 
+def test_config_writable_by_a_group_other_than_root_is_refused(tmp_path: Path) -> None:
+    """root:alpm 0664 (made "readable by the DownloadUser" the wrong way) lets alpm, the user pacman 7 runs
+    torfetch as, rewrite what gets installed: refused, as OpenSSH and sudo refuse group-writable files."""
+    cfg = write_config(tmp_path, 'isolate = "package"\n')
+    if os.geteuid() == 0:
+        os.chown(cfg, 0, 65534)
+        os.chown(cfg.parent, 0, 65534)
+    assert os.stat(cfg).st_gid != 0
+    os.chmod(cfg, 0o664)
+    with pytest.raises(ConfigError, match=r"it is group-writable \(group [0-9]+\) and decides what gets installed"):
+        read_config_file(cfg, spec=SPEC)
+    os.chmod(cfg, 0o644)
+    os.chmod(cfg.parent, 0o775)  # whoever is in the directory's group can replace the file
+    with pytest.raises(ConfigError, match="its directory .* is group-writable"):
+        read_config_file(cfg, spec=SPEC)
+    os.chmod(cfg.parent, 0o755)
+    assert read_config_file(cfg, spec=SPEC) is not None
+    if os.geteuid() == 0:  # group root is root
+        os.chown(cfg, 0, 0)
+        os.chmod(cfg, 0o664)
+        assert read_config_file(cfg, spec=SPEC) is not None
+
+
 def test_as_root_a_config_not_owned_by_root_is_refused(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, 'isolate = "package"\n')
     if os.geteuid() == 0:

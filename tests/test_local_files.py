@@ -57,3 +57,31 @@ def test_missing_local_file_leaves_nothing(tmp_path: Path) -> None:
     assert r.returncode == 3
     assert r.stderr.strip() == f"torfetch: not found: {tmp_path}/x-1-1-any.pkg.tar.zst does not exist"
     assert list(out.parent.iterdir()) == []
+
+
+def test_percent_encoded_bytes_in_a_local_path_are_the_path_bytes(tmp_path: Path) -> None:
+    """file:///repo/%FF/… names the directory whose name is the byte 0xff (as libcurl reads it), not U+FFFD."""
+    import os
+
+    repo = tmp_path / os.fsdecode(b"r\xff")
+    repo.mkdir()
+    (repo / "hello-1.0-1-x86_64.pkg.tar.zst").write_bytes(b"pkg")
+    out = tmp_path / "hello-1.0-1-x86_64.pkg.tar.zst.part"
+    r = run("-O", str(out), f"file://{tmp_path}/r%FF/hello-1.0-1-x86_64.pkg.tar.zst")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == b"pkg"
+
+
+def test_nul_in_a_local_path_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "x-1-1-any.pkg.tar.zst.part"
+    out.parent.mkdir()
+    r = run("-O", str(out), f"file://{tmp_path}/re%00po/x-1-1-any.pkg.tar.zst")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("\n") == 1 and "internal error" not in r.stderr and "NUL" in r.stderr, r.stderr
+    assert list(out.parent.iterdir()) == []
+
+
+def test_odd_bytes_in_a_missing_local_path_stay_on_one_line(tmp_path: Path) -> None:
+    r = run("-O", str(tmp_path / "x.part"), f"file://{tmp_path}/r%FF%0Ax/x-1-1-any.pkg.tar.zst")
+    assert r.returncode == 3
+    assert r.stderr.count("\n") == 1 and "does not exist" in r.stderr, r.stderr

@@ -74,7 +74,9 @@ def test_a_plain_float_option_gets_the_same_rule() -> None:
 
 
 @pytest.mark.parametrize("a, b", [("http://r.test/", "HTTP://R.TEST"), ("https://r.test/x", "https://r.test/x/"),
-                                  ("http://r.test:8080/a/", " http://R.test:8080/a ")])
+                                  ("http://r.test:8080/a/", " http://R.test:8080/a "),
+                                  # the default port is the same rebuilder: it must not count twice
+                                  ("https://r.test/a", "https://r.test:443/a"), ("http://r.test:80/", "http://r.test")])
 def test_duplicate_rebuilder_after_normalisation(capsys, tmp_path: Path, a: str, b: str) -> None:
     line = usage_error(capsys, tmp_path, "--pubkey", PUB, "--rebuilder", a, "--rebuilder", b, PKG)
     assert "is given twice" in line

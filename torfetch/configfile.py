@@ -379,8 +379,8 @@ def read_config_file(path: Path | None, *, spec: ConfigSpec, euid: int | None = 
     """Read and parse the config. ``path`` None means the default, which may be missing; a given path may not
     (``/dev/null`` reads as an empty file, to run without any config).
 
-    Refused: a file that is not regular, is larger than 1 MiB, is world-writable, sits in a directory that
-    anyone may write to (without the sticky bit), or - when running as root - is not owned by root (it
+    Refused: a file that is not regular, is larger than 1 MiB, is world-writable or writable by a group
+    other than root, sits in a directory that anyone (or such a group) may write to (without the sticky bit), or - when running as root - is not owned by root (it
     decides what gets installed). A file the user cannot read (pacman 7's DownloadUser ``alpm``) gets a
     message with the fix.
     """
@@ -436,6 +436,10 @@ def _check_trust(p: Path, st: os.stat_result, uid: int) -> None:
     if st.st_mode & stat.S_IWOTH:
         raise ConfigError(f"refusing the config {p}: it is world-writable and decides what gets installed "
                           f"(fix: chmod o-w {p})")
+    if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
+        # root:alpm 0664 would let pacman 7's DownloadUser, which torfetch runs as, rewrite it
+        raise ConfigError(f"refusing the config {p}: it is group-writable (group {st.st_gid}) and decides what gets "
+                          f"installed (fix: chmod g-w {p})")
     if uid == 0 and st.st_uid != 0:
         raise ConfigError(f"refusing the config {p}: it is owned by uid {st.st_uid}, not root, and decides what "
                           f"gets installed (fix: chown root: {p})")
@@ -449,6 +453,8 @@ def _check_trust(p: Path, st: os.stat_result, uid: int) -> None:
         raise ConfigError(f"cannot check the directory of the config {p}: {exc.strerror}") from None
     if dst.st_mode & stat.S_IWOTH and not dst.st_mode & stat.S_ISVTX:
         raise ConfigError(f"refusing the config {p}: its directory {parent} is world-writable")
+    if dst.st_mode & stat.S_IWGRP and dst.st_gid != 0 and not dst.st_mode & stat.S_ISVTX:
+        raise ConfigError(f"refusing the config {p}: its directory {parent} is group-writable (group {dst.st_gid})")
     if uid == 0 and dst.st_uid != 0:
         raise ConfigError(f"refusing the config {p}: its directory {parent} is owned by uid {dst.st_uid}, not root")
 

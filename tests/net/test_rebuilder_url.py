@@ -19,3 +19,13 @@ def test_malformed_urls_are_config_errors() -> None:
     for bad in ("http://[::1/rebuild", "ftp://r.test/", "https:///x", "https://r.test/?q=1", "https://r.test/#f"):
         with pytest.raises(ConfigError):
             normalise_rebuilder_url(bad)
+
+
+def test_default_port_is_one_spelling() -> None:
+    # "https://r.test:443/a" is the rebuilder "https://r.test/a": spelled twice it would count twice
+    # towards --required-rebuild-confirms
+    assert normalise_rebuilder_url("https://R.test:443/a") == "https://r.test/a/"
+    assert normalise_rebuilder_url("http://r.test:80") == "http://r.test/"
+    assert normalise_rebuilder_url("http://[::1]:80/r") == "http://[::1]/r/"
+    assert normalise_rebuilder_url("https://r.test:8443/a") == "https://r.test:8443/a/"  # another port: another service
+    assert normalise_rebuilder_url("http://r.test:443/") == "http://r.test:443/"

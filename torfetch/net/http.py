@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import math
+import os
 import ssl
 import urllib.parse
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ..errors import (
     DownloadTooLarge,
     FetchTimeout,
     HTTPStatusError,
+    MalformedInputError,
     NetworkError,
     NotFoundError,
     TorUnavailable,
@@ -69,7 +71,11 @@ def _file_path(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ConfigError(f"file URL with a host is not supported: {url}")
-    return urllib.parse.unquote(parts.path)
+    # the path's bytes, as libcurl decodes them (%FF is the byte 0xff, not U+FFFD); no NUL in a path
+    raw = urllib.parse.unquote_to_bytes(parts.path)
+    if b"\x00" in raw:
+        raise MalformedInputError(f"refusing a file URL with a NUL byte (%00) in its path: {_show(url)}")
+    return os.fsdecode(raw)
 
 
 def _show(url: str) -> str:
@@ -357,9 +363,9 @@ class Network:
             # unbuffered: a BufferedReader's close() would wait for the lock an abandoned read holds
             f = await trio.to_thread.run_sync(lambda: open(path, "rb", buffering=0), abandon_on_cancel=True)
         except FileNotFoundError as exc:
-            raise NotFoundError(f"{path} does not exist") from exc
+            raise NotFoundError(f"{_show(path)} does not exist") from exc
         except OSError as exc:
-            raise NetworkError(f"cannot read {path}: {exc.strerror}") from exc
+            raise NetworkError(f"cannot read {_show(path)}: {exc.strerror}") from exc
         abandoned = False
         try:
             total = 0
@@ -367,7 +373,7 @@ class Network:
                 try:
                     chunk = await trio.to_thread.run_sync(f.read, FILE_CHUNK, abandon_on_cancel=True)
                 except OSError as exc:
-                    raise NetworkError(f"cannot read {path}: {exc.strerror}") from exc
+                    raise NetworkError(f"cannot read {_show(path)}: {exc.strerror}") from exc
                 except BaseException:
                     abandoned = True  # a read may still run in its thread: it closes the file when done
                     raise

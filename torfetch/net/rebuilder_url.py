@@ -22,7 +22,14 @@ def normalise_rebuilder_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"rebuilder URL {url!r} must not have a query or fragment")
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"rebuilder URL {url!r} has a bad port ({exc})") from exc
+    if port == {"http": 80, "https": 443}[scheme]:
+        netloc = netloc.rsplit(":", 1)[0]  # the default port is the same rebuilder: one spelling, counted once
+    return urllib.parse.urlunsplit((scheme, netloc, path, "", ""))
 
 
 def endpoint(base: str, path: str, query: dict[str, str] | None = None) -> str:

@@ -22,7 +22,10 @@ The parser therefore also refuses a first block with a valid tar checksum,
 zip headers anywhere, and a uuencode ``begin`` line anywhere (libarchive's uu
 filter looks for one past leading lines; never seen in a real signature).
 Every other format libarchive knows is recognised by a magic at offset 0,
-which a signature packet's header byte never matches.
+which a signature packet's header never matches, except raw LZMA (no magic:
+a properties byte <= 224 and a dictionary size from a list): an old-format
+header with a 4-byte length (0x8a) passes that bid, so it is refused (gpg
+writes 1- or 2-byte lengths for anything this small).
 
 Nothing here checks the signature cryptographically: pacman does that.
 """
@@ -132,6 +135,10 @@ def _packet_header(r: _Reader) -> tuple[int, int]:
         ltype = first & 0x03
         if ltype == 3:
             raise _fail("indeterminate packet length")
+        if ltype == 2:
+            # no tool writes a 4-byte length below 64 KiB, and 0x8a + length reads as a raw LZMA header
+            # (properties byte, dictionary size) to libarchive's lzma filter
+            raise _fail("old-format packet with a 4-byte length (not written for a signature; reads as lzma)")
         length = r.uint((1, 2, 4)[ltype])
     return tag, length
 
