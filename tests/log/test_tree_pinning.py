@@ -129,18 +129,20 @@ async def test_entry_in_frozen_tree_beyond_final_size_is_refused(log: RekorServe
     assert LogStateStore(tmp_path).all_logs() == before
 
 
-async def test_older_frozen_tree_seen_after_the_active_one_is_accepted(log: RekorServer, tmp_path: Path) -> None:
-    """A package logged before a rotation, first fetched after it: its frozen tree is announced in inactiveShards."""
+async def test_never_seen_tree_that_is_not_active_is_refused(log: RekorServer, tmp_path: Path) -> None:
+    """A tree this machine never saw is accepted only as the log's active tree (issue 13). An inactive one,
+    even announced under inactiveShards, could be a fork shown to this user alone that no later view would
+    contradict, so it is refused (the price: a package logged before a rotation, first fetched after it)."""
     s_old = make_signed()
-    fresh = tmp_path / "elsewhere"
-    await prove(log, fresh, s_old, upload=True)  # logged (by someone) before the rotation
+    await prove(log, tmp_path / "elsewhere", s_old, upload=True)  # logged (by someone) before the rotation
     old = log.tree_id
     log.rotate(NEW_TREE)
     await prove(log, tmp_path, make_signed(), upload=True)  # this machine's first view: the new tree
-    entry, _ = await prove(log, tmp_path, s_old)
-    assert entry.tree == old
-    got = trees(log, tmp_path)
-    assert got[old].frozen and not got[NEW_TREE].frozen
+    before = LogStateStore(tmp_path).all_logs()
+    with pytest.raises(SplitViewError, match=f"tree {old}.*never saw and which is not the log's active tree"):
+        await prove(log, tmp_path, s_old)
+    assert LogStateStore(tmp_path).all_logs() == before
+    assert old not in trees(log, tmp_path)
 
 
 @pytest.mark.parametrize("origin", ["rekor.test", "anything at all", "rekor.test - ", "rekor.test - 0x2a",

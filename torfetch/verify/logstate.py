@@ -172,6 +172,15 @@ class HistoryCheck:
                 f"log does not announce ({self._announced(info)}); this machine remembers "
                 f"{self._remembered.describe()}",
             )
+        if not shards[seen.tree][1]:
+            # Only the active tree may be new to this machine (issue 13): a never-seen tree that the log calls
+            # inactive cannot be told from a fork shown to this user alone, and nothing later would catch it.
+            raise _split_view(
+                self._log,
+                f"the entry is in tree {seen.tree} ({seen.head.describe()}), which this machine never saw and which "
+                f"is not the log's active tree ({self._announced(info)}); this machine remembers "
+                f"{self._remembered.describe()}",
+            )
         for tree, rec in sorted(self._remembered.trees.items()):
             if tree not in shards:
                 raise _split_view(
