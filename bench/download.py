@@ -56,14 +56,14 @@ def main() -> None:
         rows = []
         for name, cmd in (
             ("curl", ["curl", "-sf", "-o", str(tmp / "o1"), f"{s.url}/big.db"]),
-            ("torfetch", [*torfetch, "-O", str(sync / "big.db.part"), f"{s.url}/big.db"]),
+            ("torfetch", [*torfetch, "--direct", "-O", str(sync / "big.db.part"), f"{s.url}/big.db"]),
         ):
             if name == "curl" and not shutil.which("curl"):
                 continue
             best = min(measure(cmd)[0] for _ in range(args.runs))
             rows.append((name, best))
-        _, rss_small = measure([*torfetch, "-O", str(sync / "small.db.part"), f"{s.url}/small.db"])
-        _, rss_big = measure([*torfetch, "-O", str(sync / "big.db.part"), f"{s.url}/big.db"])
+        _, rss_small = measure([*torfetch, "--direct", "-O", str(sync / "small.db.part"), f"{s.url}/small.db"])
+        _, rss_big = measure([*torfetch, "--direct", "-O", str(sync / "big.db.part"), f"{s.url}/big.db"])
     base = dict(rows).get("curl")
     print(f"download of {args.mib} MiB over 127.0.0.1 (best of {args.runs}):")
     for name, secs in rows:
