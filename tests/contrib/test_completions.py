@@ -165,3 +165,50 @@ def test_zsh_parses_and_compinit_binds_it(tmp_path: Path) -> None:
     out = subprocess.run(["zsh", "-f", "-c", script], capture_output=True, text=True, timeout=60, check=True,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert out.stdout.split() == ["_torfetch", "loaded"], out.stderr
+
+
+# --- zsh, for real: the completion system in an interactive zsh on a pseudo-terminal (tests/contrib/zsh_capture.zsh)
+
+CAPTURE = Path(__file__).with_name("zsh_capture.zsh")
+
+
+def complete_zsh(line: str, cwd: Path) -> set[str]:
+    """What zsh offers on TAB at the end of ``line`` (compinit with contrib/completions first in $fpath)."""
+    out = subprocess.run(["zsh", "-f", str(CAPTURE), str(ZSH.parent), str(cwd), line], capture_output=True,
+                         text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "TERM": "dumb"})
+    assert out.returncode == 0, out.stderr
+    return {w.strip() for w in out.stdout.splitlines() if w.strip()}
+
+
+def test_zsh_offers_an_option_from_its_prefix(tmp_path: Path) -> None:
+    assert complete_zsh("torfetch --iso", tmp_path) == {"--isolate"}
+    assert complete_zsh("torfetch sign --seck", tmp_path) == {"--seckey-path"}
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=IDS)
+def test_zsh_offers_every_long_option(cmd: Command, tmp_path: Path) -> None:
+    assert complete_zsh(" ".join(cmd.words) + " --", tmp_path) == {o for o in cmd.options() if o.startswith("--")}
+
+
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c.choices()], ids=[c.key for c in COMMANDS if c.choices()])
+def test_zsh_offers_the_choices(cmd: Command, tmp_path: Path) -> None:
+    for option, choices in cmd.choices().items():
+        if option.startswith("--"):
+            assert complete_zsh(" ".join((*cmd.words, option, "")), tmp_path) == set(choices)
+            assert complete_zsh(" ".join(cmd.words) + f" {option}=", tmp_path) == set(choices)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=IDS)
+def test_zsh_completes_paths(cmd: Command, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    for option, kind in FILE_OPTIONS[cmd.key].items():
+        got = complete_zsh(" ".join((*cmd.words, option, "a")), tmp_path)
+        assert got == ({"adir", "afile"} if kind == "file" else {"adir"}), option
+
+
+def test_zsh_offers_the_subcommands(tmp_path: Path) -> None:
+    assert complete_zsh("torfetch ", tmp_path) >= set(cli.SUBCOMMANDS)
+    assert complete_zsh("torfetch mon", tmp_path) == {"monitor"}
+    assert complete_zsh("torfetch log ", tmp_path) == set(log_subcommands())
+    assert complete_zsh("torfetch -O x lo", tmp_path) == set()  # a subcommand only as the first argument
