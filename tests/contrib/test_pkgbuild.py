@@ -123,8 +123,10 @@ def test_every_installed_file_exists() -> None:
 
 def test_build_and_package(tree: Tree) -> None:
     # --nodeps: the dependencies are Arch's package names; Debian's python3-build/-installer stand in for them
+    before = sorted(p for p in tree.src.rglob("*"))
     r = makepkg(tree, "--nodeps", "--noconfirm", "--noprogressbar")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert sorted(p for p in tree.src.rglob("*")) == before  # the build wrote nothing into the source tree
     [pkg] = [p for p in tree.out.iterdir() if ".pkg.tar" in p.name]
     with tarfile.open(pkg) as tar:
         members = {m.name: m for m in tar.getmembers()}
