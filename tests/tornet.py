@@ -33,6 +33,8 @@ ShutdownWaitLength 0
 SafeLogging 0
 """
 
+CONTRIB_TORRC = Path(__file__).resolve().parents[1] / "contrib/torrc"
+
 TEST_NAMES = ("mirror.test", "sigs.test", "rekor.test", "rebuilder1.test", "rebuilder2.test", "leak.test")
 
 
@@ -47,6 +49,14 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def contrib_socks_line(port: int) -> str:
+    """contrib/torrc's SocksPort line on ``port`` instead of 9050: the client runs the snippet torfetch ships."""
+    lines = [ln for ln in CONTRIB_TORRC.read_text().splitlines() if ln.split()[:1] == ["SocksPort"]]
+    if len(lines) != 1 or "127.0.0.1:9050" not in lines[0]:
+        raise ValueError(f"{CONTRIB_TORRC}: expected one 'SocksPort 127.0.0.1:9050 ...' line, found {lines}")
+    return lines[0].replace("127.0.0.1:9050", f"127.0.0.1:{port}")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
@@ -204,7 +214,7 @@ DirCache 0
         maps = "".join(f"MapAddress {n} 127.0.0.1\n" for n in TEST_NAMES)
         (d / "torrc").write_text(COMMON + (authority_line or self.dir_authority_line) + f"""DataDirectory {d}
 Log notice file {d}/notice.log
-SocksPort 127.0.0.1:{socks_port} IsolateSOCKSAuth
+{contrib_socks_line(socks_port)}
 ControlPort 127.0.0.1:{control_port}
 CookieAuthentication 1
 ConfluxEnabled 0
