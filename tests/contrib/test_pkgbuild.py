@@ -37,7 +37,7 @@ class Tree:
 
 def _copy_tree(tmp: Path) -> Tree:
     src, out = tmp / "src", tmp / "out"
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         src.mkdir(exist_ok=True)
         shutil.copy2(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
