@@ -42,7 +42,8 @@ def build_parser() -> cliargs.RecordingParser:
         "transparency signature verifies, is proven in the transparency log and, if asked, rebuilders confirm it. "
         f"Options can also be set in {DEFAULT_CONFIG} (long option names, '-' written '_'; [[repo]] tables per "
         "repository); the command line overrides the file.",
-        epilog="Subcommands: 'torfetch log verify-entry|status'. Exit codes: 0 ok, 1 verification failed, "
+        epilog="Subcommands: 'torfetch log verify-entry|status', 'torfetch setup' (pacman 7's state dir), "
+        "'torfetch sign' and 'torfetch monitor' (repository operators); each has -h. Exit codes: 0 ok, 1 verification failed, "
         "2 usage, 3 network/Tor, 130 interrupted.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="print each check as it passes (-vv: more)")
@@ -69,7 +70,7 @@ def build_parser() -> cliargs.RecordingParser:
     lg.add_argument("--log-url", type=cliargs.url, default=None, help="Rekor v1 log (default https://rekor.sigstore.dev)")
     lg.add_argument("--log-key", default=None, help="the log's public key (PEM text or file); required for a non-default --log-url")
     lg.add_argument("--log-origin", default=None, metavar="NAME", help="the log's origin name in its checkpoints (default: rekor.sigstore.dev for its key, else the first name this machine saw)")
-    lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch as root, else $XDG_STATE_HOME/torfetch)")
+    lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch for root, pacman 7's DownloadUser, or whenever it exists; else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
     t = p.add_argument_group("Tor")
     t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")

@@ -452,7 +452,8 @@ def _check_trust(p: Path, st: os.stat_result, uid: int) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot check the directory of the config {p}: {exc.strerror}") from None
     if dst.st_mode & stat.S_IWOTH and not dst.st_mode & stat.S_ISVTX:
-        raise ConfigError(f"refusing the config {p}: its directory {parent} is world-writable")
+        raise ConfigError(f"refusing the config {p}: its directory {parent} is world-writable (anyone could replace the "
+                          f"file): move it, or chmod o-w {parent}")
     if dst.st_mode & stat.S_IWGRP and dst.st_gid != 0 and not dst.st_mode & stat.S_ISVTX:
         raise ConfigError(f"refusing the config {p}: its directory {parent} is group-writable (group {dst.st_gid})")
     if uid == 0 and dst.st_uid != 0:
