@@ -72,6 +72,9 @@ def build_parser() -> cliargs.RecordingParser:
     lg.add_argument("--log-origin", default=None, metavar="NAME", help="the log's origin name in its checkpoints (default: rekor.sigstore.dev for its key, else the first name this machine saw)")
     lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch for root, pacman 7's DownloadUser, or whenever it exists; else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
+    p.add_argument("--pacman-conf", type=Path, metavar="FILE", default=Path("/etc/pacman.conf"),
+                   help="the pacman.conf in use (default /etc/pacman.conf): a package's sha256 in its sync dbs starts "
+                   "the signature and log checks before the download ends, and the download must have exactly it")
     t = p.add_argument_group("Tor")
     t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")
     t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")
@@ -188,7 +191,7 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
         rebuilders=rebuilders, required_rebuild_confirms=ns.required_rebuild_confirms, rebuilder_keys=tuple(keys),
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, log_origin=ns.log_origin, state_dir=ns.state_dir,
         no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
-        tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, user_agent=ua, limits=limits, timeouts=timeouts,
+        tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, pacman_conf=ns.pacman_conf, user_agent=ua, limits=limits, timeouts=timeouts,
         config_file=cfg.source if cfg else None, missing_pubkey_hint=hint, config_note=_config_note(cfg, repo, ns.url),
     )
 

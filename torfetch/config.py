@@ -68,6 +68,7 @@ class Options:
     tor_launch: bool = False
     tor_config: Path | None = None  # torrc lines for --tor launch (bridges, a test network)
     audit_circuits: bool = False
+    pacman_conf: Path | None = None  # its sync dbs give a package's sha256 before the download ends; None: not read
     user_agent: str | None = None
     config_file: str | None = None  # the config file that was read, for messages
     config_note: str | None = None  # which config and [[repo]] applied (-v)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from .errors import (
     SignatureError,
     TorfetchError,
     UsageError,
+    VerificationError,
 )
 from .net.http import Network
 from .net.isolation import IsolationPolicy
@@ -71,6 +73,10 @@ class _Future:
         self._value = value
         self._event.set()
 
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
     async def get(self) -> object:
         await self._event.wait()
         return self._value
@@ -97,8 +103,6 @@ def first_error(exc: BaseException) -> BaseException:
     for e in leaves:
         if isinstance(e, KeyboardInterrupt):
             return e
-    from .errors import VerificationError
-
     for cls in (VerificationError, TorfetchError):
         for e in leaves:
             if isinstance(e, cls):
@@ -250,8 +254,38 @@ async def _fetch_verified(
     pkginfo = PkgInfoReader(opts.limits)
     sig_url = signature_url(opts, filename)
 
+    # The sha256 the lookups check: the sync db's if it answers before the download ends (the download must
+    # then have exactly it), else the download's own.
+    from_db: list[tuple[str, str]] = []  # (sha256, db) once the lookups started from a sync db
+    stop_db = threading.Event()
+    db_scope = trio.CancelScope()
+    downloaded = trio.Event()
+
+    async def blame_db_first() -> None:
+        # A check that failed on the db's hash may have failed because the db is wrong: the download decides
+        # (a mismatch raises the db's error there, which cancels this wait); a matching download re-raises here.
+        if from_db:
+            await downloaded.wait()
+
     async def get_sha256() -> str:
         return str(await sha_future.get())
+
+    async def sync_db() -> None:
+        # (3c) The package's sha256 from pacman's sync db, read in a thread while the package streams.
+        from .store.syncdb import lookup_sha256
+
+        with db_scope:
+            answer = await trio.to_thread.run_sync(lookup_sha256, opts.pacman_conf, filename, stop_db,
+                                                   abandon_on_cancel=True)
+            if sha_future.done:
+                return  # the download ended first: its own hash is what the lookups use
+            if answer.sha256 is None:
+                report.info(answer.note)
+                return
+            from_db.append((answer.sha256, answer.db))
+            report.info(f"{answer.note}: the signature and log checks start from the sync db, before the "
+                        "download ends")
+            sha_future.set(answer.sha256)
 
     checks = ["download", "signature", "log"]
     if opts.rebuilders or opts.required_rebuild_confirms > 0:
@@ -275,8 +309,19 @@ async def _fetch_verified(
             )
             result.size = out.size
             result.sha256_hex = hasher.hexdigest()
-            report.passed(f"downloaded {filename} ({out.size} bytes, sha256 {result.sha256_hex})")
-            sha_future.set(result.sha256_hex)
+            stop_db.set()
+            db_scope.cancel()
+            if from_db and from_db[0][0] != result.sha256_hex:
+                # the lookups vouched for the db's hash: other bytes are refused, never retried
+                raise VerificationError(
+                    f"the downloaded file's sha256 {result.sha256_hex} is not the sha256 {from_db[0][0]} the sync "
+                    f"db {from_db[0][1]} lists for {filename}"
+                )
+            report.passed(f"downloaded {filename} ({out.size} bytes, sha256 {result.sha256_hex}"
+                          + (f", as the sync db {from_db[0][1]} lists)" if from_db else ")"))
+            if not sha_future.done:
+                sha_future.set(result.sha256_hex)
+            downloaded.set()
             progress.done("download")
 
         async def signature_and_log() -> None:
@@ -293,40 +338,50 @@ async def _fetch_verified(
                     f"transparency signature for {filename} is over the limit of {opts.limits.signature_max_bytes} bytes"
                 ) from exc
             sha_hex = await get_sha256()
-            # (4) Pure check: key id, signature over the hex sha256, global signature, trusted comment.
-            check = check_transparency_signature(
-                filename=filename, sha256_hex=sha_hex, sig_bytes=sig_bytes, pubkey=pubkey,
-                max_bytes=opts.limits.signature_max_bytes,
-            )
-            report.passed(
-                f"transparency signature of {filename} verified (key {check.key_id}, "
-                f"{'prehashed' if check.prehashed else 'legacy'}, trusted comment {check.trusted_comment!r})"
-            )
-            result.checks.append("signature")
-            progress.done("signature")
-            # (5) The signature must be in the transparency log.
-            await prove_in_log(
-                net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
-                artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
-                limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=filename, report=report.passed,
-            )
+            try:
+                # (4) Pure check: key id, signature over the hex sha256, global signature, trusted comment.
+                check = check_transparency_signature(
+                    filename=filename, sha256_hex=sha_hex, sig_bytes=sig_bytes, pubkey=pubkey,
+                    max_bytes=opts.limits.signature_max_bytes,
+                )
+                report.passed(
+                    f"transparency signature of {filename} verified (key {check.key_id}, "
+                    f"{'prehashed' if check.prehashed else 'legacy'}, trusted comment {check.trusted_comment!r})"
+                )
+                result.checks.append("signature")
+                progress.done("signature")
+                # (5) The signature must be in the transparency log.
+                await prove_in_log(
+                    net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
+                    artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
+                    limits=opts.limits, timeouts=opts.timeouts, package=scope, subject=filename, report=report.passed,
+                )
+            except VerificationError:
+                await blame_db_first()
+                raise
             result.checks.append("log")
             progress.done("log")
 
         async def rebuilders() -> None:
             keys = dict(opts.rebuilder_keys)
             specs = [RebuilderSpec(url, keys.get(url)) for url in opts.rebuilders]
-            await confirm_rebuilds(
-                net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
-                get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
-                limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info, warn=report.warn,
-                detail=report.detail,
-            )
+            try:
+                await confirm_rebuilds(
+                    net, specs, filename=filename, pkgname=parsed.pkgname, version=parsed.version,
+                    get_sha256=get_sha256, required=opts.required_rebuild_confirms, fail_on_bad=opts.fail_on_bad,
+                    limits=opts.limits, timeouts=opts.timeouts, package=scope, report=report.info, warn=report.warn,
+                    detail=report.detail,
+                )
+            except VerificationError:
+                await blame_db_first()
+                raise
             result.checks.append("rebuilders")
             progress.done("rebuilders")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(download)
+            if opts.pacman_conf is not None:
+                nursery.start_soon(sync_db)
             nursery.start_soon(signature_and_log)
             if opts.rebuilders or opts.required_rebuild_confirms > 0:
                 nursery.start_soon(rebuilders)

@@ -7,11 +7,11 @@
 _torfetch_opts_fetch='-h --help -v --verbose -q --quiet -O --output --config --transparency-url --pubkey
     --pubkey-file --proxy --bypass-proxy-for-pkgs --rebuilder --required-rebuild-confirms --rebuilder-key
     --fail-on-bad --log-url --log-key --log-origin --state-dir --no-upload --direct --isolate --tor-control --tor
-    --tor-config --audit-circuits --pacman-user-agent --max-size --connect-timeout --read-timeout --deadline
+    --tor-config --audit-circuits --pacman-user-agent --pacman-conf --max-size --connect-timeout --read-timeout --deadline
     --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --version'
 _torfetch_args_fetch='-O --output --config --transparency-url --pubkey --pubkey-file --proxy --rebuilder
     --required-rebuild-confirms --rebuilder-key --log-url --log-key --log-origin --state-dir --isolate --tor-control
-    --tor --tor-config --max-size --connect-timeout --read-timeout --deadline --rebuilder-timeout --lookup-timeout
+    --tor --tor-config --pacman-conf --max-size --connect-timeout --read-timeout --deadline --rebuilder-timeout --lookup-timeout
     --low-speed-limit --low-speed-time'
 _torfetch_opts_log_verify_entry='-h --help --log-key'
 _torfetch_args_log_verify_entry='--log-key'

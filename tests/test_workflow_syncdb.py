@@ -1,0 +1,179 @@
+"""Overlap inside one fetch: a package's sha256 from pacman's sync db starts the log lookup before the download ends.
+
+The mirror serves the package in two halves and holds the second until the log
+server has seen a request (bounded wait): with the overlap the log's request
+comes while the package is still streaming; without it, only after. Ordering is
+recorded on the servers, never timed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests.repo import Repo, make_repo, sha256_file
+from tests.servers.base import Handler
+from tests.servers.files import FileServer
+from tests.servers.rekor import RekorServer
+
+TORFETCH = [sys.executable, "-m", "torfetch"]
+GATE_SECONDS = 30  # bound on the mirror's wait for the log request
+
+
+class Events:
+    """What the servers saw, in order (the servers run in threads of this process)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.log_asked = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self, what: str) -> None:
+        with self._lock:
+            self.seen.append(what)
+
+
+class HoldingMirror(FileServer):
+    """Serves ``held`` in two halves; the second half waits until the log was asked (or GATE_SECONDS)."""
+
+    def __init__(self, root: Path, events: Events, held: str) -> None:
+        self.events, self.held = events, held
+        super().__init__(root)
+
+    def _handle(self, h: Handler, method: str) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
+        if method != "GET" or not path.endswith("/" + self.held):
+            return super()._handle(h, method)
+        data = (self.root / path.lstrip("/")).read_bytes()
+        self.events.add("package start")
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        try:
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            self.events.log_asked.wait(GATE_SECONDS)
+            h.wfile.write(data[len(data) // 2:])
+            h.wfile.flush()
+        except OSError:
+            pass
+        self.events.add("package end")
+
+
+class WatchedLog(RekorServer):
+    def __init__(self, events: Events) -> None:
+        self.events = events
+        super().__init__()
+
+    def _dispatch(self, h: Handler, method: str) -> None:
+        self.events.add(f"log {method} {urllib.parse.urlsplit(h.path).path}")
+        self.events.log_asked.set()
+        super()._dispatch(h, method)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    r = make_repo(tmp_path / "served")
+    # big enough that the first half is not the whole .PKGINFO's archive
+    r.add("hello", files={"usr/share/hello/data.bin": bytes(range(256)) * 256})
+    return r
+
+
+def pacman_conf(tmp_path: Path, repo: Repo) -> Path:
+    """A pacman.conf whose DBPath/sync/test.db is the repository's db."""
+    dbpath = tmp_path / "dbpath"
+    (dbpath / "sync").mkdir(parents=True)
+    shutil.copy(repo.repo_dir / "test.db.tar.gz", dbpath / "sync" / "test.db")
+    conf = tmp_path / "pacman.conf"
+    conf.write_text(f"[options]\nDBPath = {dbpath}/\nArchitecture = x86_64\n\n[test]\nServer = http://mirror.invalid\n")
+    return conf
+
+
+def fetch(tmp_path: Path, repo: Repo, mirror: FileServer, log: RekorServer, conf: Path,
+          ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    key = tmp_path / "rekor.pem"
+    key.write_bytes(log.public_key_pem)
+    pkg = repo.packages["hello"]
+    out = tmp_path / "cache" / (pkg.name + ".part")
+    out.parent.mkdir(exist_ok=True)
+    r = subprocess.run(
+        [*TORFETCH, "-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
+         "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
+         "--pacman-conf", str(conf), "--config", "/dev/null", "-O", str(out), f"{mirror.url}/repo/{pkg.name}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    return r, out
+
+
+def test_log_lookup_starts_from_the_sync_db_while_the_package_streams(tmp_path: Path, repo: Repo) -> None:
+    events = Events()
+    pkg = repo.packages["hello"]
+    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+        r, out = fetch(tmp_path, repo, mirror, log, pacman_conf(tmp_path, repo))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pkg.read_bytes()
+    first_log = next(i for i, e in enumerate(events.seen) if e.startswith("log "))
+    assert events.seen.index("package start") < first_log < events.seen.index("package end"), events.seen
+    assert f"sync db test.db lists sha256 {sha256_file(pkg)}" in r.stderr
+    assert "start from the sync db" in r.stderr
+    assert "as the sync db test.db lists" in r.stderr
+
+
+def test_db_listing_another_sha256_is_refused(tmp_path: Path, repo: Repo) -> None:
+    conf = pacman_conf(tmp_path, repo)  # the db keeps the original hash
+    pkg = repo.packages["hello"]
+    listed = sha256_file(pkg)
+    data = bytearray(pkg.read_bytes())
+    data[-1] ^= 0x01
+    pkg.write_bytes(bytes(data))
+    # the operator's signature is over the bytes served: only the db disagrees
+    repo.key.sign_hex(sha256_file(pkg), pkg.name, repo.sig_path("hello"))
+    events = Events()
+    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+        r, out = fetch(tmp_path, repo, mirror, log, conf)
+    assert r.returncode == 1, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert f"the downloaded file's sha256 {sha256_file(pkg)} is not the sha256 {listed} the sync db test.db " \
+           f"lists for {pkg.name}" in line, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir()] == []
+
+
+@pytest.mark.parametrize("case", ["no pacman.conf", "no db", "not listed"])
+def test_without_a_sync_db_the_lookups_wait_for_the_download(tmp_path: Path, repo: Repo, case: str) -> None:
+    conf = pacman_conf(tmp_path, repo)
+    if case == "no pacman.conf":
+        conf = tmp_path / "missing.conf"
+    elif case == "no db":
+        (tmp_path / "dbpath" / "sync" / "test.db").unlink()
+    else:
+        conf.write_text(conf.read_text().replace("[test]", "[other]"))
+        shutil.move(tmp_path / "dbpath" / "sync" / "test.db", tmp_path / "dbpath" / "sync" / "other.db")
+        _relist(repo, tmp_path / "dbpath" / "sync" / "other.db")
+    events = Events()
+    events.log_asked.set()  # nothing to wait for: the mirror streams the package straight through
+    pkg = repo.packages["hello"]
+    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+        r, out = fetch(tmp_path, repo, mirror, log, conf)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pkg.read_bytes()
+    first_log = next(i for i, e in enumerate(events.seen) if e.startswith("log "))
+    assert events.seen.index("package end") < first_log, events.seen  # as before: after the download
+    assert "start from the sync db" not in r.stderr
+    expect = {"no pacman.conf": "does not exist", "no db": "no readable sync db",
+              "not listed": "is not listed in 1 sync db(s)"}[case]
+    assert expect in r.stderr, r.stderr
+
+
+def _relist(repo: Repo, db: Path) -> None:
+    """A db that lists only another package."""
+    other = make_repo(db.parent.parent / "other")
+    other.add("unrelated")
+    shutil.copy(other.repo_dir / "test.db.tar.gz", db)

@@ -1,0 +1,86 @@
+"""Find a package's sha256 in pacman's sync dbs before its download ends (blocking: run it in a thread).
+
+The sha256 a sync db lists lets the signature check and the log proof start
+while the package still streams; the workflow then requires the downloaded
+bytes to have exactly that hash. Anything that keeps the db from answering (no
+pacman.conf, no db, the filename not listed, a db that does not parse, two dbs
+that disagree) is not an error: the lookups just wait for the download's hash.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TorfetchError
+from ..localfile import decode_text, read_local_file
+from ..pacman.conf import MAX_CONF_BYTES, parse_pacman_conf
+from ..pacman.repodb import RepoDbLimits, RepoDbReader
+
+CHUNK = 1024 * 1024
+# a db is read whole per fetch; Arch's largest (extra.db) is ~8 MiB
+DB_LIMITS = RepoDbLimits(max_compressed=256 * 1024 * 1024, max_decompressed=1024 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class SyncDbAnswer:
+    sha256: str | None  # lowercase hex, None: no answer
+    db: str  # the db that listed it ("core.db"), or ""
+    note: str  # for -v: where the answer came from, or why there is none
+
+
+def lookup_sha256(pacman_conf: Path, filename: str, stop: threading.Event | None = None) -> SyncDbAnswer:
+    """The %SHA256SUM% the sync dbs of ``pacman_conf`` list for ``filename`` (blocking, bounded)."""
+    try:
+        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
+        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+    except TorfetchError as exc:
+        return SyncDbAnswer(None, "", f"no sync db lookup: {exc.message}")
+    found: dict[str, str] = {}  # db file name -> sha256
+    read = 0
+    for path in conf.sync_db_paths():
+        if stop is not None and stop.is_set():
+            return SyncDbAnswer(None, "", "sync db lookup stopped: the download ended first")
+        try:
+            sha = _find_in_db(Path(path), filename, stop)
+        except (OSError, TorfetchError):
+            continue  # a missing or unreadable db: pacman would not have picked the package from it
+        read += 1
+        if sha is not None:
+            found[os.path.basename(path)] = sha
+    if not found:
+        where = f"{read} sync db(s) of {pacman_conf}" if read else f"no readable sync db under {conf.dbpath}sync/"
+        return SyncDbAnswer(None, "", f"{filename} is not listed in {where}: the lookups wait for the download")
+    if len(set(found.values())) > 1:
+        return SyncDbAnswer(None, "", f"sync dbs {', '.join(sorted(found))} list different sha256 for {filename}: "
+                            "the lookups wait for the download")
+    db = next(iter(found))
+    return SyncDbAnswer(found[db], db, f"sync db {db} lists sha256 {found[db]} for {filename}")
+
+
+def _find_in_db(path: Path, filename: str, stop: threading.Event | None) -> str | None:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        reader = RepoDbReader(DB_LIMITS, source=path.name)
+        for _ in range(DB_LIMITS.max_compressed // CHUNK + 2):
+            if stop is not None and stop.is_set():
+                return None
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            for pkg in reader.feed(chunk):
+                if pkg.filename == filename:
+                    return pkg.sha256  # a filename is listed once per db
+        reader.finish()
+        return None
+    finally:
+        os.close(fd)
+
+
+__all__ = ["SyncDbAnswer", "lookup_sha256"]
