@@ -213,3 +213,19 @@ def test_forked_log_between_two_runs_is_caught(tmp_path, signed_repo, mirror) ->
         r = sb.run("-S", "legacy")
         _assert_refused(sb, r, "inconsistent history", "legacy")
         assert "report" in r.stderr or "inconsistent" in r.stderr
+
+
+def test_sync_db_sha256_starts_the_log_check_before_the_download_ends(tmp_path, signed_repo, mirror, rekor) -> None:
+    """--pacman-conf: the sandbox's own pacman.conf, whose sync db pacman has just fetched."""
+    conf = tmp_path / "root" / "etc" / "pacman.conf"
+    sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=["--pacman-conf", str(conf)])
+    assert sb.conf == conf
+    r = sb.run("-Sy", "hello")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sb.installed("hello")
+    assert "sync db test.db lists sha256" in r.stderr and "start from the sync db" in r.stderr, r.stderr
+    assert sb.leftovers() == []
+    # a mirror serving other bytes than the db lists: refused by the db's hash
+    r = sb.run("-S", "flipped")
+    _assert_refused(sb, r, "is not the sha256", "flipped")
+    assert "the sync db test.db lists for" in r.stderr
