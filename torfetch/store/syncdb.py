@@ -20,7 +20,7 @@ from ..localfile import decode_text, read_local_file
 from ..pacman.conf import MAX_CONF_BYTES, parse_pacman_conf
 from ..pacman.repodb import RepoDbLimits, RepoDbReader
 
-CHUNK = 1024 * 1024
+CHUNK = 64 * 1024  # small, so a hit early in the db stops the read early
 # a db is read whole per fetch; Arch's largest (extra.db) is ~8 MiB
 DB_LIMITS = RepoDbLimits(max_compressed=256 * 1024 * 1024, max_decompressed=1024 * 1024 * 1024)
 
