@@ -80,7 +80,7 @@ class WatchedLog(RekorServer):
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     r = make_repo(tmp_path / "served")
-    # big enough that the first half is not the whole .PKGINFO's archive
+    # (the mirror holds back the second half of whatever this compresses to)
     r.add("hello", files={"usr/share/hello/data.bin": bytes(range(256)) * 256})
     return r
 
