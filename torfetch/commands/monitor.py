@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import NoReturn
 
-from ..errors import TorfetchError, UsageError
+from ..errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,43 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
-    import signal
-
     import trio
 
     from ..operator.monitor import SEARCH_NOTE, MonitorOptions, run_monitor
     from ..report import Reporter
-    from ..workflow import first_error
+    from .operator_runner import OperatorExit, run_operator
 
-    verbose = 0
-    try:
+    parsed: list[argparse.Namespace] = []
+
+    def start():
         ns = build_parser().parse_args(argv)
-        verbose = ns.verbose
+        parsed.append(ns)
         opts = MonitorOptions(pubkey=ns.pubkey, repo_dbs=tuple(ns.repo_db), log_url=ns.log_url, log_key=ns.log_key,
                               state_dir=ns.state_dir, signer_state=ns.signer_state, proxy=ns.proxy, jobs=ns.jobs,
                               verbose=ns.verbose)
-        signal.signal(signal.SIGTERM, _interrupt)
-        result = trio.run(run_monitor, opts, Reporter(verbose=ns.verbose))
-    except KeyboardInterrupt:
-        print("torfetch monitor: interrupted (what was checked is remembered; rerun to resume)", file=sys.stderr)
-        return 130
-    except TorfetchError as exc:
-        print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr)
-        return exc.exit_code
-    except BaseExceptionGroup as eg:
-        err = first_error(eg)
-        if isinstance(err, KeyboardInterrupt):
-            print("torfetch monitor: interrupted (what was checked is remembered; rerun to resume)", file=sys.stderr)
-            return 130
-        if isinstance(err, TorfetchError):
-            print(err.one_line(), file=sys.stderr)
-            return err.exit_code
-        raise
+        return trio.run(run_monitor, opts, Reporter(verbose=ns.verbose))
+
+    try:
+        result = run_operator("monitor", "what was checked is remembered; rerun to resume",
+                              lambda: parsed[0].verbose if parsed else 0, start)
+    except OperatorExit as done:
+        return done.code
+    ns = parsed[0]
     if ns.json:
         print(json.dumps(result.as_dict(), indent=1, sort_keys=True))
     else:

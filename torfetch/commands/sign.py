@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from ..errors import ConfigError, TorfetchError, UsageError
+from ..errors import ConfigError, UsageError
 
 PASSWORD_ENV = "PACMAN_BINTRANS_PASSWORD"
 
@@ -54,45 +54,31 @@ def _password() -> bytes | None:
     raise ConfigError(f"the secret key is encrypted: set {PASSWORD_ENV} or run on a terminal")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str]) -> int:
-    import signal
-
     import trio
 
     from ..operator.signer import SignOptions, run_sign
     from ..report import Reporter
-    from ..workflow import first_error
+    from .operator_runner import OperatorExit, run_operator
 
-    verbose = 0
-    try:
+    parsed: list[argparse.Namespace] = []
+
+    def start():
         ns = build_parser().parse_args(argv)
-        verbose = ns.verbose
+        parsed.append(ns)
         opts = SignOptions(
             signature_dir=ns.signature_dir, pubkey_path=ns.pubkey_path, seckey_path=ns.seckey_path, repo_db=ns.repo_db,
             repo_url=ns.repo_url, repo_name=ns.repo_name, architecture=ns.architecture, skip_upload=ns.skip_upload,
             reupload_sigs=ns.reupload_sigs, dry_run=ns.dry_run, verbose=ns.verbose, log_url=ns.log_url,
             log_key=ns.log_key, state_dir=ns.state_dir, proxy=ns.proxy, jobs=ns.jobs)
-        signal.signal(signal.SIGTERM, _interrupt)  # a stopped systemd unit: same as Ctrl-C, records stay
-        summary = trio.run(run_sign, opts, Reporter(verbose=ns.verbose), _password)
-    except TorfetchError as exc:
-        print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("torfetch sign: interrupted (what was recorded stays; rerun to resume)", file=sys.stderr)
-        return 130
-    except BaseExceptionGroup as eg:
-        err = first_error(eg)
-        if isinstance(err, KeyboardInterrupt):
-            print("torfetch sign: interrupted (what was recorded stays; rerun to resume)", file=sys.stderr)
-            return 130
-        if isinstance(err, TorfetchError):
-            print(err.one_line(), file=sys.stderr)
-            return err.exit_code
-        raise
+        return trio.run(run_sign, opts, Reporter(verbose=ns.verbose), _password)
+
+    try:
+        summary = run_operator("sign", "what was recorded stays; rerun to resume",
+                               lambda: parsed[0].verbose if parsed else 0, start)
+    except OperatorExit as done:
+        return done.code
+    ns = parsed[0]
     print(summary.line(ns.dry_run))
     if summary.first_error is not None:
         return summary.first_error.exit_code
