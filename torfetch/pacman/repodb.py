@@ -17,7 +17,6 @@ the ``.PKGINFO`` reader's (``pkginfo.py``), reused as they are.
 
 from __future__ import annotations
 
-import bz2
 import lzma
 import re
 import zlib
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 import zstandard
 
 from ..errors import PackageContentError, RepoDbError
-from .pkginfo import _Decompressor, _number, _pax_records, detect_compression
+from .pkginfo import _checksum_ok, _Decompressor, _number, _pax_records, detect_compression
 
 MiB = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -113,24 +112,6 @@ def parse_desc(data: bytes, *, member: str = "desc") -> RepoPackage:
         base=one("BASE", False), arch=one("ARCH", False), csize=number("CSIZE"), isize=number("ISIZE"),
         packager=one("PACKAGER", False), has_pgpsig=bool(sections.get("PGPSIG")), member=member,
     )
-
-
-_HIGH = bytes(range(128, 256))
-
-
-def _tar_checksum_ok(h: bytes) -> bool:
-    """As pkginfo's check (unsigned or old tars' signed sum), at C speed: this runs once per db member."""
-    stored = h[148:156].replace(b"\x00", b" ").strip()
-    try:
-        want = int(stored, 8)
-    except ValueError:
-        return False
-    blanked = h[:148] + b" " * 8 + h[156:]
-    unsigned = sum(blanked)
-    if want == unsigned:
-        return True
-    high = len(blanked) - len(blanked.translate(None, _HIGH))
-    return want == unsigned - 256 * high
 
 
 class RepoDbReader:
@@ -278,7 +259,7 @@ class RepoDbReader:
         self._members += 1
         if self._members > self.limits.max_members:
             raise RepoDbError(f"{self.source} has more than {self.limits.max_members} tar members")
-        if not _tar_checksum_ok(h):
+        if not _checksum_ok(h):
             raise RepoDbError(f"{self.source} has a corrupt tar header (bad checksum)")
         typ = h[156:157]
         size = _number(h[124:136])
