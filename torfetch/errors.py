@@ -48,10 +48,6 @@ class UsageError(TorfetchError):
     check = "usage"
 
 
-class NotSupportedError(UsageError):
-    check = "not supported yet"
-
-
 class ConfigError(UsageError):
     check = "configuration"
 
