@@ -13,6 +13,7 @@ stem is blocking: every call goes through ``trio.to_thread.run_sync`` with
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -28,7 +29,8 @@ from pathlib import Path
 import trio
 
 from ..config import DEFAULT_TOR_PROXY, Options
-from ..errors import ConfigError, IsolationError, TorUnavailable
+from ..errors import IsolationError, TorUnavailable
+from ..localfile import read_local_text
 
 BOOTSTRAP_TIMEOUT = 120.0
 CONTROL_TIMEOUT = 20.0
@@ -182,26 +184,10 @@ class TorContext:
     controller: object | None = None
 
 
-TOR_CONFIG_MAX_BYTES = 64 * 1024
 LAUNCH_LOG = "tor.log"
 LAUNCH_LOG_MAX_BYTES = 1024 * 1024
 LAUNCH_POLL = 0.1
 STOP_TIMEOUT = 5.0
-
-
-def _read_tor_config(path: Path) -> str:
-    """--tor-config: a small local text file; capped and decoded, errors typed."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(TOR_CONFIG_MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read --tor-config {path}: {exc.strerror}") from exc
-    if len(data) > TOR_CONFIG_MAX_BYTES:
-        raise ConfigError(f"--tor-config {path} is larger than {TOR_CONFIG_MAX_BYTES} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"--tor-config {path} is not UTF-8 text") from exc
 
 
 def _launch_torrc(data: Path, extra: str) -> str:
@@ -267,7 +253,9 @@ async def launch_private_tor(extra_config: Path | None) -> AsyncIterator[str]:
     SIGKILL of torfetch itself.
     """
     # in a thread we may abandon: a FIFO given as --tor-config must not freeze the event loop (and signals)
-    extra = await trio.to_thread.run_sync(_read_tor_config, extra_config, abandon_on_cancel=True) if extra_config else ""
+    extra = await trio.to_thread.run_sync(
+        functools.partial(read_local_text, extra_config, what="--tor-config"), abandon_on_cancel=True,
+    ) if extra_config else ""
     data = Path(tempfile.mkdtemp(prefix="torfetch-tor-"))  # 0700, as tor requires
     proc: trio.Process | None = None
     try:
