@@ -220,12 +220,24 @@ def test_sync_db_sha256_starts_the_log_check_before_the_download_ends(tmp_path, 
     conf = tmp_path / "root" / "etc" / "pacman.conf"
     sb = sandbox(tmp_path, signed_repo, mirror, rekor, extra=["--pacman-conf", str(conf)])
     assert sb.conf == conf
-    r = sb.run("-Sy", "hello")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert sb.installed("hello")
-    assert "sync db test.db lists sha256" in r.stderr and "start from the sync db" in r.stderr, r.stderr
-    assert sb.leftovers() == []
-    # a mirror serving other bytes than the db lists: refused by the db's hash
-    r = sb.run("-S", "flipped")
-    _assert_refused(sb, r, "is not the sha256", "flipped")
-    assert "the sync db test.db lists for" in r.stderr
+    # a 1 KiB package on loopback can finish before the db lookup answers (then there is nothing to overlap):
+    # the mirror trickles these two packages, as a Tor circuit would, so the lookup always wins the race
+    b = mirror.behaviour
+    saved = (dict(b.rules), b.trickle_bytes, b.trickle_interval)
+    for name in ("hello", "flipped"):
+        b.rules[signed_repo.packages[name].name] = "trickle"
+    b.trickle_bytes, b.trickle_interval = 128, 0.1
+    try:
+        r = sb.run("-Sy", "hello")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert sb.installed("hello")
+        assert "sync db test.db lists sha256" in r.stderr and "start from the sync db" in r.stderr, r.stderr
+        assert sb.leftovers() == []
+        # a mirror serving other bytes than the db lists: refused by the db's hash
+        r = sb.run("-S", "flipped")
+        _assert_refused(sb, r, "is not the sha256", "flipped")
+        assert "the sync db test.db lists for" in r.stderr
+    finally:
+        b.rules.clear()
+        b.rules.update(saved[0])
+        b.trickle_bytes, b.trickle_interval = saved[1], saved[2]
