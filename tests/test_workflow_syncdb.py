@@ -23,7 +23,9 @@ from tests.servers.files import FileServer
 from tests.servers.rekor import RekorServer
 
 TORFETCH = [sys.executable, "-m", "torfetch"]
-GATE_SECONDS = 30  # bound on the mirror's wait for the log request
+# bound on the mirror's wait for its gate; below torfetch's low-speed rule (30 s), so a gate that never opens
+# shows up as an ordering failure, not as a stalled download
+GATE_SECONDS = 20
 
 
 class Events:
@@ -32,6 +34,7 @@ class Events:
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.log_asked = threading.Event()
+        self.signature_served = threading.Event()
         self._lock = threading.Lock()
 
     def add(self, what: str) -> None:
@@ -40,16 +43,23 @@ class Events:
 
 
 class HoldingMirror(FileServer):
-    """Serves ``held`` in two halves; the second half waits until the log was asked (or GATE_SECONDS)."""
+    """Serves ``held`` in two halves; the second half waits until ``gate`` opens (or GATE_SECONDS).
 
-    def __init__(self, root: Path, events: Events, held: str) -> None:
+    The gate is the log's first request unless told otherwise.
+    """
+
+    def __init__(self, root: Path, events: Events, held: str, gate: threading.Event | None = None) -> None:
         self.events, self.held = events, held
+        self.gate = gate if gate is not None else events.log_asked
         super().__init__(root)
 
     def _handle(self, h: Handler, method: str) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
         if method != "GET" or not path.endswith("/" + self.held):
-            return super()._handle(h, method)
+            super()._handle(h, method)
+            if path.endswith(".t"):
+                self.events.signature_served.set()
+            return
         data = (self.root / path.lstrip("/")).read_bytes()
         self.events.add("package start")
         h.send_response(200)
@@ -58,12 +68,13 @@ class HoldingMirror(FileServer):
         try:
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()
-            self.events.log_asked.wait(GATE_SECONDS)
+            self.gate.wait(GATE_SECONDS)
+            # recorded before the last bytes leave: the client cannot know the whole file (and its hash) earlier
+            self.events.add("package end")
             h.wfile.write(data[len(data) // 2:])
             h.wfile.flush()
         except OSError:
             pass
-        self.events.add("package end")
 
 
 class WatchedLog(RekorServer):
@@ -135,7 +146,10 @@ def test_db_listing_another_sha256_is_refused(tmp_path: Path, repo: Repo) -> Non
     # the operator's signature is over the bytes served: only the db disagrees
     repo.key.sign_hex(sha256_file(pkg), pkg.name, repo.sig_path("hello"))
     events = Events()
-    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+    # the check fails on the signature (made over other bytes than the db lists), so the log is never asked:
+    # the mirror lets the rest go once the signature was served
+    with HoldingMirror(repo.root, events, pkg.name, gate=events.signature_served) as mirror, \
+            WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, conf)
     assert r.returncode == 1, r.stderr
     line = r.stderr.strip().splitlines()[-1]
