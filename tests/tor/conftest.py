@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import time
 import warnings
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -43,6 +44,13 @@ class StreamRecorder:
             kw = ev.keyword_args or {}
             self.events.append((ev.circ_id, kw.get("SOCKS_USERNAME", "").strip('"'),
                                 kw.get("SOCKS_PASSWORD", "").strip('"'), f"{ev.target_address}:{ev.target_port}"))
+
+    def wait_for(self, done: Callable[[list[tuple[str, str, str, str]]], bool], seconds: float = 30.0) -> None:
+        """Wait (bounded) until ``done(events)``: tor reports a stream's SUCCEEDED on its own schedule,
+        after the client has its answer; on a loaded machine that can take seconds."""
+        deadline = time.monotonic() + seconds
+        while not done(list(self.events)) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def circuits_by_key(self) -> dict[tuple[str, str], set[str]]:
         out: dict[tuple[str, str], set[str]] = {}

@@ -79,7 +79,7 @@ def test_four_rebuilders_on_one_host_ride_four_circuits(tornet: TorNetwork, stre
     assert r.returncode == 0, r.stderr
     assert "4 of 4 rebuilders confirmed" in r.stderr
     assert all(rb.requests for rb in world["rbs"])
-    time.sleep(0.5)
+    streams.wait_for(lambda ev: len({(u, pw) for _, u, pw, _ in ev if u == "torfetch-rebuilder"}) >= 4)
     by_key = streams.circuits_by_key()
     rebuilder_keys = [k for k in by_key if k[0] == "torfetch-rebuilder"]
     assert len(rebuilder_keys) == 4, by_key  # one isolation key per rebuilder service, not per host
@@ -158,12 +158,12 @@ async def test_network_counts_what_tor_saw(tornet: TorNetwork, streams, world) -
             await net.get_ok("signature", f"http://sigs.test:{m}/repo/test.db", max_bytes=10**6, timeout=60)
         await net.get_ok("database", f"http://mirror.test:{m}/repo/test.db", max_bytes=10**6, timeout=60)
         opened = {cred: n for cred, (_, n) in net.opened_streams().items()}
-    for _ in range(50):
-        seen = {k: len([e for e in streams.events if (e[1], e[2]) == k]) for k in opened}
-        if seen == opened:
-            break
-        await trio.sleep(0.1)
-    assert seen == opened and sum(opened.values()) == 2
+
+    def seen_of(events) -> dict:
+        return {k: len([e for e in events if (e[1], e[2]) == k]) for k in opened}
+
+    await trio.to_thread.run_sync(streams.wait_for, lambda ev: seen_of(ev) == opened)
+    assert seen_of(streams.events) == opened and sum(opened.values()) == 2
 
 
 async def test_cross_host_redirect_changes_circuit_on_real_tor(tornet: TorNetwork, streams, world) -> None:
@@ -177,10 +177,8 @@ async def test_cross_host_redirect_changes_circuit_on_real_tor(tornet: TorNetwor
     finally:
         del world["mirror"].behaviour.redirects["/jump.db"]
     assert body == (world["repo"].repo_dir / "test.db").read_bytes()
-    for _ in range(50):
-        if len(streams.events) >= 2:
-            break
-        await trio.sleep(0.1)
+    passwords = {cred[1] for cred in opened}
+    await trio.to_thread.run_sync(streams.wait_for, lambda ev: {pw for _, _, pw, _ in ev} >= passwords)
     # (MapAddress shows both targets as 127.0.0.1: tell the hops apart by their credentials)
     circ_by_password = {pw: circ for circ, _, pw, _ in streams.events}
     assert len(streams.events) == 2 and set(circ_by_password) == {cred[1] for cred in opened}, streams.events

@@ -68,7 +68,9 @@ def test_full_fetch_each_lookup_on_its_own_circuit(tornet: TorNetwork, streams, 
                         "--audit-circuits", *fetch_args(world, out)], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == world["pkg"].read_bytes()
-    time.sleep(0.5)
+    wanted = {"torfetch-package", "torfetch-signature", "torfetch-log", "torfetch-rebuilder"}
+    streams.wait_for(lambda ev: {u for _, u, _, _ in ev} >= wanted
+                     and len({pw for _, u, pw, _ in ev if u == "torfetch-rebuilder"}) >= 2)
     by_key = streams.circuits_by_key()
     purposes = {user for user, _ in by_key}
     assert {"torfetch-package", "torfetch-signature", "torfetch-log", "torfetch-rebuilder"} <= purposes, by_key
@@ -86,7 +88,9 @@ async def test_isolate_package_gives_each_package_fresh_circuits(tornet: TorNetw
         async with Network(proxy=tornet.proxy, timeouts=Timeouts(), isolation=IsolationPolicy.new(mode)) as net:
             await net.get_ok("signature", url, max_bytes=2048, timeout=60, package="a-1-1-any.pkg.tar.zst")
             await net.get_ok("signature", url, max_bytes=2048, timeout=60, package="b-1-1-any.pkg.tar.zst")
-        await trio.sleep(0.5)
+        # both lookups' streams (one with keep-alive) reported by tor, bounded
+        await trio.to_thread.run_sync(
+            streams.wait_for, lambda ev: len({c for c, *_ in ev}) >= (2 if expect_distinct else 1))
         circs = {c for c, *_ in streams.events}
         # per purpose both lookups share one client (and its keep-alive stream): one circuit
         assert len(circs) == (2 if expect_distinct else 1), (mode, streams.events)
