@@ -33,7 +33,6 @@ from .logstate import LogInfo, ShardHead, TreeHead
 
 MAX_ENTRY_BYTES = 256 * 1024
 MAX_SHARDS = 64
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def canonical_json(obj: object) -> bytes:
@@ -98,10 +97,13 @@ class VerifiedEntry:
 def _hex(value: object, what: str, length: int | None = 32) -> bytes:
     if not isinstance(value, str) or len(value) > 200:
         raise MalformedInputError(f"log entry: {what} is not a hex string")
-    # bytes.fromhex would also take spaces between bytes: hex digits only
-    if len(value) % 2 or not set(value) <= _HEX_DIGITS:
+    # bytes.fromhex also takes whitespace between bytes: any makes the text longer than twice the bytes
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = None
+    if raw is None or 2 * len(raw) != len(value):
         raise MalformedInputError(f"log entry: {what} is not hex")
-    raw = bytes.fromhex(value)
     if length is not None and len(raw) != length:
         raise MalformedInputError(f"log entry: {what} has {len(raw)} bytes, expected {length}")
     return raw
