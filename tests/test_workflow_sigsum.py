@@ -269,6 +269,35 @@ def test_split_view_refused_and_older_head_accepted(tmp_path: Path, repo: Repo) 
     assert after == doc  # the forked head is not remembered
 
 
+VECTORS = Path(__file__).parent / "vectors" / "sigsum"
+
+
+def test_proof_made_by_the_real_sigsum_submit(tmp_path: Path) -> None:
+    # tests/vectors/sigsum/README.md: a package and the .proof Debian's sigsum-submit wrote for it; the log and
+    # witnesses that made it are long gone
+    served = VECTORS / "served"
+    (name,) = [p.name for p in (served / "repo").iterdir()]
+    out = tmp_path / (name + ".part")
+    with FileServer(served) as mirror:
+        r = subprocess.run(
+            [*TORFETCH, "-v", "--direct", "--config", "/dev/null", "--transparency-url", f"{mirror.url}/sigs",
+             "--sigsum-policy", str(VECTORS / "policy"), "--sigsum-key", str(VECTORS / "submit.key.pub"),
+             "--state-dir", str(tmp_path / "state"), "-O", str(out), f"{mirror.url}/repo/{name}"],
+            capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert out.read_bytes() == (served / "repo" / name).read_bytes()
+        assert "leaf 2 of log 6ec6b028ab595bcf… (tree size 3), cosigned by W1, W2" in r.stderr
+        # the same proof with the other submitter's key as the repository's: refused, nothing handed over
+        out.unlink()
+        r = subprocess.run(
+            [*TORFETCH, "--direct", "--config", "/dev/null", "--transparency-url", f"{mirror.url}/sigs",
+             "--sigsum-policy", str(VECTORS / "policy"), "--sigsum-key", str(VECTORS / "other.key.pub"),
+             "--state-dir", str(tmp_path / "state"), "-O", str(out), f"{mirror.url}/repo/{name}"],
+            capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "not the repository's Sigsum key" in one_line(r.stderr)
+        assert not out.exists()
+
+
 def test_config_file_repo_table(tmp_path: Path, repo: Repo) -> None:
     s = Setup(tmp_path, repo, _log())
     s.publish("hello")
