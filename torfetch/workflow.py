@@ -2,8 +2,8 @@
 
 Only this module joins the pure verifiers (``verify/``, ``pacman/``) with the
 I/O layer (``net/``, ``store/``). The package download, the signature lookup,
-the log proof and the rebuilder lookups run side by side in one trio nursery;
-the file reaches OUTPUT only after every configured check passed.
+the log proof, the Sigsum proof and the rebuilder lookups run side by side in
+one trio nursery; the file reaches OUTPUT only after every configured check passed.
 """
 
 from __future__ import annotations
