@@ -6,12 +6,12 @@
 # Per command: every option, and those of them that take a value (so that a value is never completed as an option).
 _torfetch_opts_fetch='-h --help -v --verbose -q --quiet -O --output --config --transparency-url --pubkey
     --pubkey-file --proxy --bypass-proxy-for-pkgs --rebuilder --required-rebuild-confirms --rebuilder-key
-    --fail-on-bad --log-url --log-key --log-origin --state-dir --no-upload --direct --isolate --tor-control --tor
-    --tor-config --audit-circuits --pacman-user-agent --pacman-conf --max-size --connect-timeout --read-timeout --deadline
+    --fail-on-bad --log-url --log-key --log-origin --state-dir --no-upload --sigsum-policy --sigsum-key --direct
+    --isolate --tor-control --tor --tor-config --audit-circuits --pacman-user-agent --pacman-conf --max-size --connect-timeout --read-timeout --deadline
     --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --version'
 _torfetch_args_fetch='-O --output --config --transparency-url --pubkey --pubkey-file --proxy --rebuilder
-    --required-rebuild-confirms --rebuilder-key --log-url --log-key --log-origin --state-dir --isolate --tor-control
-    --tor --tor-config --pacman-conf --max-size --connect-timeout --read-timeout --deadline --rebuilder-timeout --lookup-timeout
+    --required-rebuild-confirms --rebuilder-key --log-url --log-key --log-origin --state-dir --sigsum-policy
+    --sigsum-key --isolate --tor-control --tor --tor-config --pacman-conf --max-size --connect-timeout --read-timeout --deadline --rebuilder-timeout --lookup-timeout
     --low-speed-limit --low-speed-time'
 _torfetch_opts_log_verify_entry='-h --help --log-key'
 _torfetch_args_log_verify_entry='--log-key'
@@ -37,7 +37,7 @@ _torfetch_value()
         --isolate) COMPREPLY=($(compgen -W 'purpose package' -- "$cur")) ;;
         --tor) COMPREPLY=($(compgen -W 'launch' -- "$cur")) ;;
         -O | --output | --config | --pubkey-file | --tor-config | --log-key | --pacman-conf | --pubkey-path | \
-            --seckey-path | --repo-db)
+            --seckey-path | --repo-db | --sigsum-policy | --sigsum-key)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur")) ;;
         --state-dir | --signature-dir | --signer-state)
