@@ -104,6 +104,49 @@ class EntryNotFoundError(TransparencyLogError):
     check = "transparency log"
 
 
+# --- Sigsum (offline proofs beside each package) -------------------------------
+
+
+class SigsumError(TransparencyLogError):
+    """A Sigsum proof did not verify. Messages start with "proof for <file>:" where a file is known."""
+
+    check = "sigsum"
+
+
+class SigsumMalformedError(SigsumError, MalformedInputError):
+    """A proof file or a log's ASCII answer is not in the Sigsum format (or too large)."""
+
+    check = "sigsum proof"
+
+
+class SigsumSignatureError(SigsumError):
+    """The leaf is not the submitter's, or a leaf or tree-head signature does not verify."""
+
+    check = "sigsum signature"
+
+
+class SigsumQuorumError(SigsumError):
+    """The log is not in the policy, or the policy's witnesses did not cosign enough."""
+
+    check = "sigsum witnesses"
+
+
+class SigsumInclusionError(SigsumError, InclusionProofError):
+    check = "sigsum inclusion proof"
+
+
+class SigsumSplitViewError(SigsumError, SplitViewError):
+    """A cosigned tree head of a size seen before, with another root: the log forked its history."""
+
+    check = "sigsum split view"
+
+
+class SigsumPolicyError(ConfigError):
+    """The Sigsum policy file given by --sigsum-policy is not valid (a usage error: exit 2)."""
+
+    check = "sigsum policy"
+
+
 class RebuilderError(VerificationError):
     check = "rebuilders"
 
