@@ -77,3 +77,61 @@ def test_sign_writes_proofs_that_debians_sigsum_verify_accepts_and_a_rerun_submi
     assert again.returncode == 0, again.stderr
     assert "Sigsum proofs written 0, already proven 3" in again.stdout
     assert int(sigsum_log.tree_head()["size"][0]) == size  # nothing new in the log
+
+
+def monitor(op: Operator, log: SigsumLog, state: Path, *extra: str) -> list[str]:
+    return ["monitor", "--repo-db", str(op.db), "--state-dir", str(state), "--sigsum-policy", str(log.policy_path),
+            "--sigsum-key", str(op.key.public), *extra]
+
+
+def test_monitor_is_clean_then_alerts_on_a_rogue_leaf_and_ignores_another_submitter(
+        operator: Operator, sigsum_log: SigsumLog, sigsum_tools: SigsumTools, tmp_path: Path) -> None:  # noqa: F811
+    assert run(*sign(operator, sigsum_log), timeout=300).returncode == 0
+    state = tmp_path / "monstate"
+    clean = run(*monitor(operator, sigsum_log, state), timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "Sigsum: 0 alert(s)" in clean.stdout and "3 by the operator's key" in clean.stdout
+
+    # another submitter's leaf: in the log, not the operator's business
+    other = sigsum_tools.generate_key(tmp_path / "other.key")
+    msg = tmp_path / "other-msg"
+    msg.write_bytes(b"someone else's release")
+    sigsum_tools.submit(other, sigsum_log.policy_path, msg)
+    # the thief: the operator's key over a package that is in no db
+    rogue = tmp_path / "rogue.pkg.tar.zst"
+    rogue.write_bytes(b"a package the operator never released")
+    sigsum_tools.submit(operator.key, sigsum_log.policy_path, rogue)
+    checksum = hashlib.sha256(hashlib.sha256(rogue.read_bytes()).digest()).hexdigest()
+    status, body = sigsum_log.get(f"get-leaves/0/{int(sigsum_log.tree_head()['size'][0])}")
+    index = [line.split()[0].removeprefix("leaf=") for line in body.decode().splitlines()].index(checksum)
+
+    r = run(*monitor(operator, sigsum_log, state), timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    alerts = [line for line in r.stdout.splitlines() if "ALERT" in line]
+    assert len(alerts) == 1 and f"leaf index {index}," in alerts[0] and checksum in alerts[0]
+    assert "1 by the operator's key, 1 by other submitters" in r.stdout  # only the new leaves were read
+
+    j = run(*monitor(operator, sigsum_log, state, "--json"), timeout=120)
+    assert j.returncode == 1
+    doc = json.loads(j.stdout)
+    assert [(a["log_index"], a["checksum"]) for a in doc["alerts"]] == [(index, checksum)]
+    assert doc["sigsum"]["leaves_read"] == 0  # resumed where the last run stopped; the alert stands
+
+    # once a db holds the package, the alert is resolved
+    db2 = handmade_db(tmp_path / "extra.db.tar.gz",
+                      [("rogue", "1-1", rogue.name, hashlib.sha256(rogue.read_bytes()).hexdigest())])
+    ok = run(*monitor(operator, sigsum_log, state, "--repo-db", str(db2)), timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_monitor_refuses_a_policy_whose_quorum_the_log_does_not_meet(
+        operator: Operator, sigsum_log: SigsumLog, sigsum_tools: SigsumTools, tmp_path: Path) -> None:  # noqa: F811
+    stranger = sigsum_tools.generate_key(tmp_path / "stranger.key")
+    policy = tmp_path / "policy"
+    # the log's own witness is still listed, but the quorum asks for one that never cosigns
+    policy.write_text(sigsum_log.policy_text().replace("quorum all-witnesses",
+                                                       f"witness W9 {stranger.pub_hex}\nquorum W9"))
+    r = run("monitor", "--repo-db", str(operator.db), "--state-dir", str(tmp_path / "s"), "--sigsum-policy",
+            str(policy), "--sigsum-key", operator.key.pub_hex, timeout=120)
+    assert r.returncode == 1
+    assert "0 of 1 required witness cosignatures" in r.stdout
