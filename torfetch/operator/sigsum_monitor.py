@@ -91,7 +91,7 @@ async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: s
         try:
             await _one_log(client, cfg, policy, log_kh, pub, expected, store, result, report)
         except TorfetchError as exc:
-            result.problems.append(f"Sigsum log {url}: {exc.one_line()}")
+            result.problems.append(exc.one_line() if url in exc.message else f"Sigsum log {url}: {exc.one_line()}")
     # every standing alert, against today's dbs
     for row in list(store.sigsum_leaves(ALERT)):
         if bytes.fromhex(row.checksum) in expected:
