@@ -219,6 +219,19 @@ class SigsumLog:
     def stop_log(self) -> None:
         self.log.stop()
 
+    def restart_log_empty(self, timeout: float = START_TIMEOUT) -> None:
+        """The same log key with a fresh, empty tree (the ephemeral backend forgets) and witnesses that forgot
+        too (a witness refuses to cosign a smaller tree): a log, and its witnesses, gone back in time."""
+        self.stop()
+        for w in self.witnesses:
+            (self.dir / f"{w.name}.state").unlink(missing_ok=True)
+            w.proc.start()
+        for w in self.witnesses:
+            self._wait_listening(w.url, w.proc, timeout)
+        self.tools.run("sigsum-mktree", "--mode", "empty", "--sth-file", str(self.sth))
+        self.log.start()
+        self.wait_cosigned(0, timeout)
+
     def stop_witnesses(self) -> None:
         for w in self.witnesses:
             w.proc.stop()
