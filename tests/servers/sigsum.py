@@ -228,6 +228,7 @@ class SigsumLog:
             w.proc.start()
         for w in self.witnesses:
             self._wait_listening(w.url, w.proc, timeout)
+        self.sth.unlink(missing_ok=True)  # mktree refuses to overwrite a saved tree head
         self.tools.run("sigsum-mktree", "--mode", "empty", "--sth-file", str(self.sth))
         self.log.start()
         self.wait_cosigned(0, timeout)
