@@ -1,6 +1,7 @@
 """Command line: pacman-bintrans-compatible bare form plus subcommands.
 
-    torfetch [-v|-q] -O OUTPUT [--transparency-url URL] [--pubkey KEY] [--proxy URL | --direct]
+    torfetch [-v|-q] -O OUTPUT [--transparency-url URL] [--pubkey KEY] [--sigsum-policy FILE --sigsum-key KEY]
+             [--proxy URL | --direct]
              [--bypass-proxy-for-pkgs] [--rebuilder URL]... [--required-rebuild-confirms N] [--config FILE] URL
     torfetch log verify-entry|status ...
 
@@ -72,6 +73,14 @@ def build_parser() -> cliargs.RecordingParser:
     lg.add_argument("--log-origin", default=None, metavar="NAME", help="the log's origin name in its checkpoints (default: rekor.sigstore.dev for its key, else the first name this machine saw)")
     lg.add_argument("--state-dir", type=Path, default=None, help="where remembered log tree heads live (default /var/lib/torfetch for root, pacman 7's DownloadUser, or whenever it exists; else $XDG_STATE_HOME/torfetch)")
     lg.add_argument("--no-upload", action="store_true", help="a signature missing from the log is a failure (default: upload it, then prove it)")
+    sg = p.add_argument_group("Sigsum (offline proofs: the log is never asked at install time)")
+    sg.add_argument("--sigsum-policy", type=Path, metavar="FILE", default=None,
+                    help="Sigsum policy (log, witness, group, quorum lines): the logs and witness quorum a "
+                    "<transparency-url>/<filename>.proof must show")
+    sg.add_argument("--sigsum-key", metavar="KEY", default=None,
+                    help="the repository's Sigsum submitter key: an ssh-ed25519 line, 64 hex digits, or a file "
+                    "holding one. With only the Sigsum options the .proof is the transparency check (no .t, no "
+                    "Rekor); with --pubkey too, both must pass")
     p.add_argument("--pacman-conf", type=Path, metavar="FILE", default=Path("/etc/pacman.conf"),
                    help="the pacman.conf in use (default /etc/pacman.conf): a package's sha256 in its sync dbs starts "
                    "the signature and log checks before the download ends, and the download must have exactly it")
@@ -114,6 +123,9 @@ def options_from_args(ns: argparse.Namespace) -> Options:
     merged.update({k: getattr(ns, k) for k in ("output", "url", "config")})
     merged_ns = argparse.Namespace(**merged)
     _check_numbers(parser, merged_ns)
+    if "sigsum_policy" in given and not merged_ns.sigsum_key:
+        raise UsageError("--sigsum-policy needs --sigsum-key (the repository's Sigsum submitter key), "
+                         "on the command line or in the matching [[repo]]")
     return _options(merged_ns, cfg, repo)
 
 
@@ -166,6 +178,14 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
         log_key = read_local_text(log_key, what="--log-key")
         if "BEGIN PUBLIC KEY" not in log_key:
             raise ConfigError(f"--log-key {ns.log_key} does not hold a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    sigsum_key = sigsum_policy = None
+    if ns.sigsum_key:
+        from .keyfiles import load_sigsum_key, load_sigsum_policy
+
+        if ns.sigsum_policy is None:
+            raise ConfigError("--sigsum-key needs --sigsum-policy (which logs and witnesses a proof must show)")
+        sigsum_key = load_sigsum_key(ns.sigsum_key)
+        sigsum_policy = load_sigsum_policy(ns.sigsum_policy)
     if ns.audit_circuits and not (ns.tor_control or ns.tor):
         raise UsageError("--audit-circuits needs --tor-control or --tor launch")
     if ns.tor_config and not ns.tor:
@@ -184,7 +204,7 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
     elif cfg is not None and cfg.repos:
         hint = f"no [[repo]] in {cfg.source} matches {ns.url}: add one with its pubkey, or give --pubkey"
     else:
-        hint = "give --pubkey (or a [[repo]] table with its pubkey in the config)"
+        hint = "give --pubkey or --sigsum-key with --sigsum-policy (or a [[repo]] table with them in the config)"
     return Options(
         url=ns.url, output=ns.output, verbose=ns.verbose, quiet=ns.quiet, transparency_url=ns.transparency_url,
         pubkey=pubkey, proxy=ns.proxy, direct=ns.direct, bypass_proxy_for_pkgs=ns.bypass_proxy_for_pkgs,
@@ -192,6 +212,8 @@ def _options(ns: argparse.Namespace, cfg: ConfigFile | None, repo: RepoTable | N
         fail_on_bad=ns.fail_on_bad, log_url=ns.log_url, log_key=log_key, log_origin=ns.log_origin, state_dir=ns.state_dir,
         no_upload=ns.no_upload, isolate=ns.isolate, tor_control=ns.tor_control, tor_launch=ns.tor == "launch",
         tor_config=ns.tor_config, audit_circuits=ns.audit_circuits, pacman_conf=ns.pacman_conf, user_agent=ua, limits=limits, timeouts=timeouts,
+        sigsum_key=sigsum_key, sigsum_policy=sigsum_policy,
+        sigsum_policy_file=str(ns.sigsum_policy) if sigsum_policy is not None else None,
         config_file=cfg.source if cfg else None, missing_pubkey_hint=hint, config_note=_config_note(cfg, repo, ns.url),
     )
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .verify.sigsum_policy import Policy
 
 MiB = 1024 * 1024
 
@@ -19,6 +23,8 @@ class Limits:
     other_max_bytes: int = 1024 * MiB
     # pacman-bintrans caps the .t body at 1 KiB.
     signature_max_bytes: int = 1024
+    # a Sigsum .proof: 63 node hashes and 256 cosignatures fit (verify/sigsum_proof.py MAX_PROOF_BYTES)
+    sigsum_proof_max_bytes: int = 64 * 1024
     rekor_max_bytes: int = 256 * 1024
     rebuilder_max_bytes: int = 4 * MiB
     attestation_max_bytes: int = 1 * MiB
@@ -72,6 +78,9 @@ class Options:
     user_agent: str | None = None
     config_file: str | None = None  # the config file that was read, for messages
     config_note: str | None = None  # which config and [[repo]] applied (-v)
+    sigsum_policy: Policy | None = None  # --sigsum-policy, parsed: the logs, witnesses and quorum a proof needs
+    sigsum_policy_file: str | None = None  # where it was read, for messages
+    sigsum_key: bytes | None = None  # --sigsum-key: the repository's Sigsum submitter key, 32 raw bytes
     missing_pubkey_hint: str = "give --pubkey"  # what to do when a package has no operator key
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)

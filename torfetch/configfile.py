@@ -12,10 +12,10 @@ So that ``XferCommand = /usr/bin/torfetch -O %o %u`` is all pacman.conf needs::
 
 Top-level keys are the long options of ``torfetch -h`` (derived from the argparse parser, so an option added
 there works here too), except the per-invocation ones (``-O``, the URL, ``--config``, ``--version``) and the
-per-repository ones (``transparency_url``, ``pubkey``, ``pubkey_file``), which live only in ``[[repo]]``
+per-repository ones (``transparency_url``, ``pubkey``, ``pubkey_file``, ``sigsum_key``), which live only in ``[[repo]]``
 tables: a package's operator key always comes from the table whose ``match`` covers its URL, or from the
 command line. ``[[repo]]`` tables also carry ``log_url``, ``log_key``, ``log_origin``, ``rebuilder``,
-``rebuilder_key``, ``required_rebuild_confirms``, ``fail_on_bad`` (and the Sigsum options, once they exist).
+``rebuilder_key``, ``required_rebuild_confirms``, ``fail_on_bad`` and ``sigsum_policy``.
 
 **Which table applies.** The one with the *longest* ``match`` that covers the URL (most specific wins, so a
 table order mistake cannot widen a key's reach); two tables with the same ``match`` are an error. A match is on
@@ -52,8 +52,8 @@ CONFIG_MAX_BYTES = 1024 * 1024
 #: argparse dests that are per invocation, never in the file
 PER_INVOCATION = frozenset({"help", "output", "url", "config", "version"})
 #: only in [[repo]] tables: what decides which operator key a package needs
-REPO_ONLY = frozenset({"transparency_url", "pubkey", "pubkey_file"})
-#: allowed in [[repo]] tables (those that exist in the parser; Sigsum ones once they are options)
+REPO_ONLY = frozenset({"transparency_url", "pubkey", "pubkey_file", "sigsum_key"})
+#: allowed in [[repo]] tables
 REPO_KEYS = REPO_ONLY | frozenset({
     "log_url", "log_key", "log_origin", "rebuilder", "rebuilder_key", "required_rebuild_confirms", "fail_on_bad",
     "sigsum_policy", "sigsum_key",

@@ -6,10 +6,14 @@ The key formats themselves are parsed in ``torfetch.verify.pinned_key`` (pure).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .net.rebuilder_url import normalise_rebuilder_url
 from .verify.pinned_key import looks_like_key_text, parse_pinned_key
+
+if TYPE_CHECKING:
+    from .verify.sigsum_policy import Policy
 
 MAX_KEY_FILE_BYTES = 8192  # a PEM block is ~120 bytes; /dev/zero must not be read for ever
 
@@ -44,3 +48,30 @@ def parse_rebuilder_key(text: str) -> tuple[str, str]:
     if not sep or not url.strip() or not key.strip():
         raise ConfigError(f"--rebuilder-key wants URL=KEY, got {text[:100]!r}")
     return normalise_rebuilder_url(url), load_pinned_key(key).hex()
+
+
+def load_sigsum_key(text: str) -> bytes:
+    """--sigsum-key KEY: an ``ssh-ed25519`` line, 64 hex digits, or a file holding one → 32 raw bytes. ConfigError."""
+    from .localfile import read_local_file
+    from .verify.sigsum_key import looks_like_key_text, parse_public_key
+
+    if looks_like_key_text(text):
+        return parse_public_key(text)
+    f = read_local_file(text.strip(), what="--sigsum-key file", max_bytes=MAX_KEY_FILE_BYTES)
+    try:
+        return parse_public_key(f.data)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (in {f.path})") from exc
+
+
+def load_sigsum_policy(path: str | os.PathLike[str]) -> Policy:
+    """--sigsum-policy FILE, read capped and parsed; every error a ConfigError naming the file."""
+    from .errors import SigsumPolicyError
+    from .localfile import read_local_file
+    from .verify.sigsum_policy import MAX_POLICY_BYTES, parse_policy
+
+    f = read_local_file(path, what="--sigsum-policy", max_bytes=MAX_POLICY_BYTES)
+    try:
+        return parse_policy(f.data)
+    except SigsumPolicyError as exc:
+        raise SigsumPolicyError(f"{f.path}: {exc.message}") from exc

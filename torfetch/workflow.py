@@ -23,6 +23,8 @@ from .errors import (
     MalformedInputError,
     NotFoundError,
     SignatureError,
+    SigsumError,
+    SigsumMalformedError,
     TorfetchError,
     UsageError,
     VerificationError,
@@ -37,8 +39,12 @@ from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
+from .store.sigsumstate import SigsumStateStore, remember_async
+from .store.statedir import state_dir_for
 from .verify import minisign, openpgp
 from .verify.rebuilder import RebuilderSpec
+from .verify.sigsum import check_sigsum_proof
+from .verify.sigsum_policy import Policy
 from .verify.transparency import check_transparency_signature
 
 
@@ -52,14 +58,19 @@ class FetchResult:
     checks: list[str] = field(default_factory=list)
 
 
-def signature_url(opts: Options, filename: str) -> str:
+def signature_url(opts: Options, filename: str, suffix: str = ".t") -> str:
     """``<transparency-url>/<filename>.t``; without --transparency-url, ``<url>.t`` (as pacman-bintrans)."""
     if opts.transparency_url:
         base = opts.transparency_url
         if not base.endswith("/"):
             base += "/"  # keep the base's path: join, don't replace
-        return base + urllib.parse.quote(filename + ".t", safe="")
-    return opts.url + ".t"
+        return base + urllib.parse.quote(filename + suffix, safe="")
+    return opts.url + suffix
+
+
+def proof_url(opts: Options, filename: str) -> str:
+    """The Sigsum proof beside the signature: ``<transparency-url>/<filename>.proof`` (else ``<url>.proof``)."""
+    return signature_url(opts, filename, ".proof")
 
 
 class _Future:
@@ -124,16 +135,18 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     filename = kind.filename
     proof = isinstance(kind, Package)
     pubkey: minisign.PublicKey | None = None
+    sigsum = SigsumCheck.from_options(opts) if proof else None
     if proof:
-        if not opts.pubkey:
+        if not opts.pubkey and sigsum is None:
             raise UsageError(f"{filename} is a package and needs a transparency signature: {opts.missing_pubkey_hint}")
-        try:
-            pubkey = minisign.PublicKey.parse(opts.pubkey)
-        except TorfetchError as exc:
-            raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
+        if opts.pubkey:
+            try:
+                pubkey = minisign.PublicKey.parse(opts.pubkey)
+            except TorfetchError as exc:
+                raise ConfigError(f"--pubkey is not a minisign public key: {exc.message}") from exc
     _validate_rebuilder_options(opts)
-    # a bad --log-key is a usage error before any network work
-    log = LogConfig.from_options(opts) if proof else None
+    # a bad --log-key is a usage error before any network work; with only Sigsum there is no Rekor lookup
+    log = LogConfig.from_options(opts) if pubkey is not None else None
     if opts.bypass_proxy_for_pkgs and opts.direct:
         raise ConfigError("--bypass-proxy-for-pkgs with --direct: nothing would go through Tor")
 
@@ -159,8 +172,8 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
         async with net:
             try:
                 if proof:
-                    assert pubkey is not None and log is not None
-                    await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit)
+                    await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit,
+                                          sigsum=sigsum)
                 elif isinstance(kind, PackageSignature):
                     await _fetch_package_signature(opts, report, net, kind, result, before_commit)
                 else:
@@ -244,9 +257,26 @@ async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: 
     report.passed(f"downloaded {filename} ({result.size} bytes, no proof needed)")
 
 
+@dataclass(frozen=True)
+class SigsumCheck:
+    """--sigsum-policy and --sigsum-key, and where the largest tree head per log is remembered."""
+
+    policy: Policy
+    key: bytes
+    store: SigsumStateStore
+
+    @classmethod
+    def from_options(cls, opts: Options) -> "SigsumCheck | None":
+        if opts.sigsum_key is None:
+            return None
+        if opts.sigsum_policy is None:
+            raise ConfigError("--sigsum-key needs --sigsum-policy (which logs and witnesses a proof must show)")
+        return cls(opts.sigsum_policy, opts.sigsum_key, SigsumStateStore(state_dir_for(opts.state_dir)))
+
+
 async def _fetch_verified(
-    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, log: LogConfig,
-    result: FetchResult, before_commit,
+    opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey | None,
+    log: LogConfig | None, result: FetchResult, before_commit, *, sigsum: SigsumCheck | None = None,
 ) -> None:
     parsed = parse_package_filename(filename)  # classify() already checked it
     scope = filename  # isolation scope with --isolate package
@@ -287,7 +317,7 @@ async def _fetch_verified(
                         "download ends")
             sha_future.set(answer.sha256)
 
-    checks = ["download", "signature", "log"]
+    checks = ["download"] + (["signature", "log"] if pubkey is not None else []) + (["sigsum"] if sigsum else [])
     if opts.rebuilders or opts.required_rebuild_confirms > 0:
         checks.append("rebuilders")
     checks.append(".PKGINFO")
@@ -324,8 +354,36 @@ async def _fetch_verified(
             downloaded.set()
             progress.done("download")
 
+        async def sigsum_proof() -> None:
+            # (3d) The Sigsum proof beside the package, fetched on the signature circuit while the package
+            # streams; checked offline against the downloaded bytes: the log and witnesses are never asked.
+            assert sigsum is not None
+            url = proof_url(opts, filename)
+            cap = opts.limits.sigsum_proof_max_bytes
+            try:
+                data = await net.get_ok("signature", url, max_bytes=cap, timeout=opts.timeouts.lookup_total,
+                                        package=scope)
+            except NotFoundError as exc:
+                raise SigsumError(f"no Sigsum proof for {filename} ({url} not found)") from exc
+            except DownloadTooLarge as exc:
+                raise SigsumMalformedError(f"proof for {filename} is over the limit of {cap} bytes") from exc
+            await downloaded.wait()
+            # (4b) Pure: the message is the downloaded file's raw sha256, as `sigsum-submit FILE` makes it.
+            verified = check_sigsum_proof(filename=filename, proof_bytes=data, sha256=bytes.fromhex(result.sha256_hex),
+                                          submitter_pub=sigsum.key, policy=sigsum.policy)
+            th = verified.tree_head
+            # (5b) A tree head of a size seen before must have the same root (else: a split view).
+            await remember_async(sigsum.store, th, filename=filename)
+            names = sorted(w.name for kh, w in sigsum.policy.witnesses.items() if kh in th.witnesses)
+            report.passed(f"Sigsum proof of {filename} verified offline: leaf {verified.leaf_index} of log "
+                          f"{th.log_keyhash.hex()[:16]}… (tree size {th.size}), cosigned by "
+                          f"{', '.join(names)[:200] or 'no witness (quorum none)'}")
+            result.checks.append("sigsum")
+            progress.done("sigsum")
+
         async def signature_and_log() -> None:
             # (3b) The transparency signature, fetched while the package streams.
+            assert pubkey is not None and log is not None
             try:
                 sig_bytes = await net.get_ok(
                     "signature", sig_url, max_bytes=opts.limits.signature_max_bytes,
@@ -382,7 +440,10 @@ async def _fetch_verified(
             nursery.start_soon(download)
             if opts.pacman_conf is not None:
                 nursery.start_soon(sync_db)
-            nursery.start_soon(signature_and_log)
+            if pubkey is not None:
+                nursery.start_soon(signature_and_log)
+            if sigsum is not None:
+                nursery.start_soon(sigsum_proof)
             if opts.rebuilders or opts.required_rebuild_confirms > 0:
                 nursery.start_soon(rebuilders)
 

@@ -23,8 +23,8 @@ SYSTEM_STATE_DIR = Path("/var/lib/torfetch")
 DEFAULT_DOWNLOAD_USER = "alpm"
 PACMAN_CONF = Path("/etc/pacman.conf")
 MAX_PACMAN_CONF_BYTES = 256 * 1024
-# the files LogStateStore opens for writing (store/logstate.py); kept here as names only
-STATE_FILES = ("log-heads.lock", "log-heads.json")
+# the files LogStateStore and SigsumStateStore open for writing (store/logstate.py, store/sigsumstate.py); names only
+STATE_FILES = ("log-heads.lock", "log-heads.json", "sigsum-heads.lock", "sigsum-heads.json")
 
 
 @dataclass(frozen=True)

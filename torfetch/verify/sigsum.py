@@ -31,6 +31,7 @@ from ..errors import (
     SigsumInclusionError,
     SigsumQuorumError,
     SigsumSignatureError,
+    SigsumSplitViewError,
 )
 from . import merkle
 from .sigsum_key import key_hash
@@ -160,3 +161,44 @@ def check_sigsum_proof(*, filename: str, proof_bytes: bytes, sha256: bytes, subm
     """Parse and verify ``<filename>.proof`` against the downloaded file's raw sha256; every error names the file."""
     proof = parse_proof(proof_bytes, what=f"proof for {filename}")
     return verify_proof(proof, sha256, submitter_pub, policy, filename)
+
+
+# --- what this machine saw before (the decision; store/sigsumstate.py keeps it on disk) -------------------------
+
+MAX_REMEMBERED_HEADS = 512  # per log: the largest head always, then the largest sizes seen
+
+
+@dataclass(frozen=True)
+class SigsumLogMemory:
+    """Cosigned tree heads of one log this machine verified before: size → root (the largest always among them)."""
+
+    heads: dict[int, bytes]
+
+    @property
+    def largest(self) -> tuple[int, bytes] | None:
+        if not self.heads:
+            return None
+        size = max(self.heads)
+        return size, self.heads[size]
+
+
+def remember_tree_head(memory: SigsumLogMemory, seen: VerifiedTreeHead, *, filename: str = "") -> SigsumLogMemory:
+    """Accept a verified tree head against what was seen before; the memory to store next.
+
+    Proofs are made at different times, so a head older (smaller) than the
+    largest is accepted; but a head of a size seen before with another root is
+    a split view (the log signed two histories and witnesses cosigned both), refused.
+    """
+    old = memory.heads.get(seen.size)
+    if old is not None and old != seen.root_hash:
+        what = f"proof for {filename}: " if filename else ""
+        raise SigsumSplitViewError(
+            f"{what}log {seen.log_keyhash.hex()[:16]}… shows a tree of size {seen.size} with root "
+            f"{seen.root_hash.hex()}, but this machine saw that size with root {old.hex()}",
+            hint="the log and a quorum of witnesses signed two histories: keep both tree heads and report them")
+    heads = dict(memory.heads)
+    heads[seen.size] = seen.root_hash
+    if len(heads) > MAX_REMEMBERED_HEADS:
+        keep = sorted(heads)[-MAX_REMEMBERED_HEADS:]
+        heads = {s: heads[s] for s in keep}
+    return SigsumLogMemory(heads)
