@@ -3,20 +3,26 @@
 The log (sigsum-log-primary, ephemeral backend) and its witness (sigsum-witness) run on 127.0.0.1
 (tests/servers/sigsum.py); Debian's sigsum-verify is the judge of every .proof torfetch writes, and
 sigsum-submit plays the thief of the operator's key (a leaf over a package in no db) and another submitter.
+Last, real pacman with torfetch as XferCommand installs packages whose proofs sigsum-submit and torfetch sign
+made, with the log and the witness stopped, and refuses a tampered one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import needs_pacman
 from tests.operator.helpers import handmade_db, run
+from tests.pacman_sandbox import PacmanSandbox
 from tests.repo import Repo, make_repo
+from tests.servers.files import FileServer
 from tests.servers.sigsum import SigsumKey, SigsumLog, SigsumTools
 from tests.sigsum_real import sigsum_log, sigsum_tools  # noqa: F401  (fixtures)
 
@@ -137,3 +143,44 @@ def test_monitor_refuses_a_policy_whose_quorum_the_log_does_not_meet(
     problems = [line for line in r.stdout.splitlines() if "PROBLEM" in line]
     assert len(problems) == 1 and "sigsum witnesses" in problems[0] and "'W9'" in problems[0]
     assert "verified tree sizes: none" in r.stdout
+
+
+@needs_pacman
+@pytest.mark.pacman
+def test_pacman_installs_with_proofs_from_sigsum_submit_and_torfetch_sign_with_the_log_and_witness_stopped(
+        sigsum_tools: SigsumTools, tmp_path: Path) -> None:  # noqa: F811
+    repo = make_repo(tmp_path / "served")
+    for name in ("bysubmit", "bysign", "tampered"):
+        repo.add(name, sign=False)  # no .t: Sigsum alone is the transparency check
+    key = sigsum_tools.generate_key(tmp_path / "submit.key")
+    op = Operator(repo, key, tmp_path / "work")
+    with SigsumLog(sigsum_tools, tmp_path / "log") as log:
+        # one proof by Debian's sigsum-submit (message = sha256 of the file), the rest by torfetch sign
+        sub = repo.packages["bysubmit"]
+        sigsum_tools.submit(key, log.policy_path, sub, out=repo.sig_dir / (sub.name + ".proof"))
+        r = run("sign", "--repo-db", str(op.db), "--signature-dir", str(repo.sig_dir), "--state-dir",
+                str(op.state), "--sigsum-policy", str(log.policy_path), "--sigsum-key-path", str(key.private),
+                timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "Sigsum proofs written 2, already proven 1" in r.stdout
+        policy = tmp_path / "policy"
+        shutil.copy(log.policy_path, policy)
+    # log and witness are gone: the proofs must verify offline
+    assert log.log.proc is None and all(w.proc.proc is None for w in log.witnesses)
+    t = repo.packages["tampered"]
+    data = bytearray(t.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    t.write_bytes(bytes(data))
+    with FileServer(repo.root) as mirror:
+        args = ["-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--sigsum-policy", str(policy),
+                "--sigsum-key", str(key.public), "--state-dir", str(tmp_path / "state")]
+        sb = PacmanSandbox(tmp_path / "root", f"{mirror.url}/repo", args).write()
+        for name in ("bysubmit", "bysign"):
+            got = sb.run("-Sy", name)
+            assert got.returncode == 0, got.stdout + got.stderr
+            assert sb.installed(name)
+        bad = sb.run("-Sy", "tampered")
+    assert bad.returncode != 0
+    assert "sigsum signature" in bad.stderr and "tampered" in bad.stderr, bad.stderr
+    assert not sb.installed("tampered")
+    assert [p for p in sb.cached_packages() if p.startswith("tampered-")] == [] and sb.leftovers() == []
