@@ -9,7 +9,9 @@ something must be signed, decrypt the secret key once and check it matches
 fetch it back and verify it exactly as the fetch path does
 (``net.rekor.prove_in_log``: body, inclusion, checkpoint, SET, history), then
 record log index and uuid. Ed25519 signatures are deterministic, so re-signing
-after an interruption writes the same bytes.
+after an interruption writes the same bytes. (5) with ``--sigsum-policy`` and
+``--sigsum-key-path``, a verified ``<filename>.proof`` per package
+(operator/sigsum_sign.py); either path may run alone.
 """
 
 from __future__ import annotations
