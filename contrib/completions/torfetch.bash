@@ -21,12 +21,13 @@ _torfetch_opts_setup='-h --help --user --state-dir --pacman-conf'
 _torfetch_args_setup='--user --state-dir --pacman-conf'
 _torfetch_opts_sign='-h --help -v --verbose --repo-url --repo-name --architecture --repo-db --signature-dir
     --pubkey-path --seckey-path --skip-upload --reupload-sigs --dry-run --log-url --log-key --state-dir --proxy
-    --jobs'
+    --jobs --sigsum-policy --sigsum-key-path --sigsum-token'
 _torfetch_args_sign='--repo-url --repo-name --architecture --repo-db --signature-dir --pubkey-path --seckey-path
-    --log-url --log-key --state-dir --proxy --jobs'
+    --log-url --log-key --state-dir --proxy --jobs --sigsum-policy --sigsum-key-path --sigsum-token'
 _torfetch_opts_monitor='-h --help -v --verbose --pubkey --repo-db --log-url --log-key --state-dir --signer-state
-    --json --proxy --jobs'
-_torfetch_args_monitor='--pubkey --repo-db --log-url --log-key --state-dir --signer-state --proxy --jobs'
+    --json --proxy --jobs --sigsum-policy --sigsum-key'
+_torfetch_args_monitor='--pubkey --repo-db --log-url --log-key --state-dir --signer-state --proxy --jobs
+    --sigsum-policy --sigsum-key'
 
 # The value of option $1: choices where torfetch has them, files or directories where it reads or writes one,
 # nothing where it wants a URL, key, name or number (a wrong guess would be worse than none).
@@ -49,6 +50,9 @@ _torfetch_value()
                 compopt -o filenames 2>/dev/null
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
+        --sigsum-policy | --sigsum-key | --sigsum-key-path | --sigsum-token)  # Sigsum files (a key may be hex)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur")) ;;
         --user) COMPREPLY=($(compgen -u -- "$cur")) ;;
         *) COMPREPLY=() ;;
     esac

@@ -9,7 +9,9 @@ something must be signed, decrypt the secret key once and check it matches
 fetch it back and verify it exactly as the fetch path does
 (``net.rekor.prove_in_log``: body, inclusion, checkpoint, SET, history), then
 record log index and uuid. Ed25519 signatures are deterministic, so re-signing
-after an interruption writes the same bytes.
+after an interruption writes the same bytes. (5) with ``--sigsum-policy`` and
+``--sigsum-key-path``, a verified ``<filename>.proof`` per package
+(operator/sigsum_sign.py); either path may run alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -36,14 +39,17 @@ from ..verify.minisign import PublicKey, Signature, sanitise
 from ..verify.minisign_secret import EncryptedSecretKey, SecretKey
 from .repodb_fetch import default_repo_db, read_repodb
 
+if TYPE_CHECKING:
+    from .sigsum_sign import SigsumSignConfig
+
 MAX_KEY_FILE = 4096
 
 
 @dataclass(frozen=True)
 class SignOptions:
     signature_dir: Path
-    pubkey_path: Path
-    seckey_path: Path
+    pubkey_path: Path | None = None  # with seckey_path: the minisign .t + Rekor path
+    seckey_path: Path | None = None
     repo_db: str | None = None
     repo_url: str | None = None
     repo_name: str | None = None
@@ -59,6 +65,7 @@ class SignOptions:
     jobs: int = 4
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    sigsum: "SigsumSignConfig | None" = None  # the Sigsum .proof path (--sigsum-policy, --sigsum-key-path)
 
 
 @dataclass
@@ -70,12 +77,21 @@ class SignSummary:
     refused: int = 0
     failed: int = 0
     first_error: TorfetchError | None = None
+    proofs: int = 0  # Sigsum .proof files written (dry run: to write)
+    proofs_already: int = 0  # a valid .proof was already there
+    sigsum: bool = False
+    minisign: bool = True
 
     def line(self, dry_run: bool) -> str:
-        verb = "would sign" if dry_run else "signed"
-        verb2 = "would upload" if dry_run else "proven in the log"
-        return (f"torfetch sign: {self.packages} packages in the db; {verb} {self.signed}, {verb2} {self.proven}, "
-                f"already done {self.already}, refused {self.refused}, failed {self.failed}")
+        parts = [f"torfetch sign: {self.packages} packages in the db"]
+        if self.minisign:
+            verb = "would sign" if dry_run else "signed"
+            verb2 = "would upload" if dry_run else "proven in the log"
+            parts.append(f"{verb} {self.signed}, {verb2} {self.proven}, already done {self.already}")
+        if self.sigsum:
+            verb3 = "Sigsum proofs to write" if dry_run else "Sigsum proofs written"
+            parts.append(f"{verb3} {self.proofs}, already proven {self.proofs_already}")
+        return "; ".join(parts) + f", refused {self.refused}, failed {self.failed}"
 
 
 def check_filename(filename: str) -> None:
@@ -129,19 +145,34 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
                    out: Callable[[str], None] = print) -> SignSummary:
     if opts.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
+    minisign = opts.pubkey_path is not None or opts.seckey_path is not None
+    if minisign and (opts.pubkey_path is None or opts.seckey_path is None):
+        raise UsageError("--pubkey-path and --seckey-path go together (the minisign .t path)")
+    if not minisign and opts.sigsum is None:
+        raise UsageError("give --pubkey-path and --seckey-path (minisign .t files, proven in Rekor), "
+                         "--sigsum-policy and --sigsum-key-path (Sigsum .proof files), or both")
     repo_db = opts.repo_db or default_repo_db(opts.repo_url, opts.repo_name, opts.architecture)
-    pub_file = _read_small(opts.pubkey_path, "--pubkey-path")
-    try:
-        pub = PublicKey.parse(pub_file)
-    except TorfetchError as exc:
-        raise ConfigError(f"--pubkey-path {opts.pubkey_path} is not a minisign public key: {exc.message}") from exc
-    pub_file = pub.pub_file()  # the canonical .pub text: what is uploaded as the entry's key
-    enc = EncryptedSecretKey.parse(_read_small(opts.seckey_path, "--seckey-path"), path=str(opts.seckey_path))
+    pub: PublicKey | None = None
+    pub_file = b""
+    enc: EncryptedSecretKey | None = None
+    if minisign:
+        assert opts.pubkey_path is not None and opts.seckey_path is not None
+        pub_file = _read_small(opts.pubkey_path, "--pubkey-path")
+        try:
+            pub = PublicKey.parse(pub_file)
+        except TorfetchError as exc:
+            raise ConfigError(f"--pubkey-path {opts.pubkey_path} is not a minisign public key: {exc.message}") from exc
+        pub_file = pub.pub_file()  # the canonical .pub text: what is uploaded as the entry's key
+        enc = EncryptedSecretKey.parse(_read_small(opts.seckey_path, "--seckey-path"), path=str(opts.seckey_path))
     log_url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
-    if not opts.skip_upload and not opts.log_key and log_url != DEFAULT_LOG_URL:
+    if minisign and not opts.skip_upload and not opts.log_key and log_url != DEFAULT_LOG_URL:
         raise ConfigError(f"--log-url {log_url} needs --log-key (the log's public key, PEM)")
+    if opts.sigsum is not None:
+        from .sigsum_sign import prepare
+
+        prepare(opts.sigsum)  # a bad policy or key is a usage error before the db is read
     state_dir = opts.state_dir or default_state_dir()
-    summary = SignSummary()
+    summary = SignSummary(sigsum=opts.sigsum is not None, minisign=minisign)
 
     async with Network(proxy=opts.proxy, timeouts=opts.timeouts) as net:
         # (1) the db
@@ -162,6 +193,7 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
             opts.signature_dir.mkdir(parents=True, exist_ok=True)
             store = SignatureStore(state_dir)
         try:
+            valid: list[tuple[str, str]] = []
             todo: list[tuple[str, str, bool, bool]] = []  # sha, filename, sign?, log?
             for sha, filename in pkgs:
                 try:
@@ -170,6 +202,9 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
                     summary.refused += 1
                     summary.first_error = summary.first_error or exc
                     print(exc.one_line(), file=report.stream, flush=True)
+                    continue
+                valid.append((sha, filename))
+                if pub is None:
                     continue
                 rec = store.get(sha, filename) if store else None
                 t_path = opts.signature_dir / (filename + ".t")
@@ -186,37 +221,65 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
                     out(f"{'sign' if s else '    '} {'upload' if lg else '      '} {filename} {sha}")
                 summary.signed = sum(1 for t in todo if t[2])
                 summary.proven = sum(1 for t in todo if t[3])
+                if opts.sigsum is not None:
+                    await _sigsum(opts, net, valid, store, report, out, summary)
                 return summary
             assert store is not None
 
-            # (3) the key, once, only if needed
-            key: SecretKey | None = None
-            if any(t[2] for t in todo):
-                pw = password() if enc.encrypted else None
-                key = await trio.to_thread.run_sync(enc.decrypt, pw)
-                key.check_matches(pub, pub_path=str(opts.pubkey_path))
-                report.passed(f"secret key {opts.seckey_path} matches {opts.pubkey_path} (key id {pub.key_id_hex})")
-
-            cfg: LogConfig | None = None
-            if any(t[3] for t in todo):
-                cfg = LogConfig(url=log_url, key=load_log_key(opts.log_key), store=LogStateStore(state_dir))
-                await _probe_log(net, cfg, opts)
-
-            # (4) sign, upload, verify, bounded
-            limiter = trio.CapacityLimiter(opts.jobs)
-
-            async def one(sha: str, filename: str, need_sign: bool, need_log: bool) -> None:
-                async with limiter:
-                    await _one(opts, report, net, cfg, store, key, pub, pub_file, sha, filename, need_sign, need_log,
-                               summary)
-
-            async with trio.open_nursery() as nursery:
-                for t in todo:
-                    nursery.start_soon(one, *t)
+            if pub is not None:
+                await _minisign(opts, report, password, net, store, enc, pub, pub_file, log_url, state_dir, todo,
+                                summary)
+            if opts.sigsum is not None:
+                await _sigsum(opts, net, valid, store, report, out, summary)
         finally:
             if store is not None:
                 store.close()
     return summary
+
+
+async def _minisign(opts: SignOptions, report: Reporter, password: Callable[[], bytes | None], net: Network,
+                    store: SignatureStore, enc: EncryptedSecretKey | None, pub: PublicKey, pub_file: bytes,
+                    log_url: str, state_dir: Path, todo: list[tuple[str, str, bool, bool]],
+                    summary: SignSummary) -> None:
+    # (3) the key, once, only if needed
+    key: SecretKey | None = None
+    if any(t[2] for t in todo):
+        assert enc is not None
+        pw = password() if enc.encrypted else None
+        key = await trio.to_thread.run_sync(enc.decrypt, pw)
+        key.check_matches(pub, pub_path=str(opts.pubkey_path))
+        report.passed(f"secret key {opts.seckey_path} matches {opts.pubkey_path} (key id {pub.key_id_hex})")
+
+    cfg: LogConfig | None = None
+    if any(t[3] for t in todo):
+        cfg = LogConfig(url=log_url, key=load_log_key(opts.log_key), store=LogStateStore(state_dir))
+        await _probe_log(net, cfg, opts)
+
+    # (4) sign, upload, verify, bounded
+    limiter = trio.CapacityLimiter(opts.jobs)
+
+    async def one(sha: str, filename: str, need_sign: bool, need_log: bool) -> None:
+        async with limiter:
+            await _one(opts, report, net, cfg, store, key, pub, pub_file, sha, filename, need_sign, need_log,
+                       summary)
+
+    async with trio.open_nursery() as nursery:
+        for t in todo:
+            nursery.start_soon(one, *t)
+
+
+async def _sigsum(opts: SignOptions, net: Network, valid: list[tuple[str, str]], store: SignatureStore | None,
+                  report: Reporter, out: Callable[[str], None], summary: SignSummary) -> None:
+    """(5) the Sigsum path (operator/sigsum_sign.py): a verified <filename>.proof per package."""
+    from .sigsum_sign import sign_with_sigsum
+
+    assert opts.sigsum is not None
+    counts = await sign_with_sigsum(net, opts.sigsum, valid, signature_dir=opts.signature_dir, store=store,
+                                    jobs=opts.jobs, timeouts=opts.timeouts, dry_run=opts.dry_run, report=report,
+                                    out=out)
+    summary.proofs, summary.proofs_already = counts.proofs, counts.already
+    summary.failed += counts.failed
+    summary.first_error = summary.first_error or counts.first_error
 
 
 async def _probe_log(net: Network, cfg: LogConfig, opts: SignOptions) -> None:

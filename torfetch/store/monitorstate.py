@@ -7,6 +7,12 @@ integrated time and artifact hash. Batches are committed in one transaction
 each, so an interrupted run resumes where it stopped and a timer run only
 fetches what is new. Alerts stay alerts (re-reported every run) until a given
 db contains the package.
+
+The Sigsum part (``torfetch monitor --sigsum-*``) adds two tables to the same file (created on open, so an
+older file gains them): ``sigsum_logs``, per log keyhash the last tree head verified against the policy and
+recomputed from the leaves (size, root, Merkle frontier) and how far get-leaves was read (``pos_size``,
+``pos_nodes``: committed per batch, so an interrupted run resumes there); ``sigsum_leaves``, every leaf by the
+operator's key (log, index, checksum, ``ok`` or ``alert``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,45 @@ CREATE TABLE IF NOT EXISTS entries (
     checked INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
+CREATE TABLE IF NOT EXISTS sigsum_logs (
+    log_keyhash TEXT PRIMARY KEY,
+    url TEXT,
+    head_size INTEGER NOT NULL,
+    head_root BLOB NOT NULL,
+    head_nodes BLOB NOT NULL,
+    pos_size INTEGER NOT NULL,
+    pos_nodes BLOB NOT NULL,
+    foreign_leaves INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER
+);
+CREATE TABLE IF NOT EXISTS sigsum_leaves (
+    log_keyhash TEXT NOT NULL,
+    leaf_index INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (log_keyhash, leaf_index)
+);
 """
+
+
+@dataclass(frozen=True)
+class SigsumLogRow:
+    log_keyhash: str
+    url: str | None
+    head_size: int
+    head_root: bytes
+    head_nodes: bytes
+    pos_size: int
+    pos_nodes: bytes
+    foreign_leaves: int
+
+
+@dataclass(frozen=True)
+class SigsumLeafRow:
+    log_keyhash: str
+    leaf_index: int
+    checksum: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -139,3 +183,61 @@ class MonitorStore:
 
     def counts(self) -> dict[str, int]:
         return dict(self._run(lambda db: db.execute("SELECT status, count(*) FROM entries GROUP BY status").fetchall()))
+
+    # --- Sigsum
+
+    def sigsum_log(self, log_keyhash: str) -> SigsumLogRow | None:
+        rows = self._run(lambda db: db.execute(
+            "SELECT log_keyhash, url, head_size, head_root, head_nodes, pos_size, pos_nodes, foreign_leaves "
+            "FROM sigsum_logs WHERE log_keyhash = ?", (log_keyhash,)).fetchall())
+        return SigsumLogRow(*rows[0]) if rows else None
+
+    def sigsum_progress(self, log_keyhash: str, url: str, pos_size: int, pos_nodes: bytes, foreign: int,
+                        leaves: list[SigsumLeafRow], *, head: tuple[int, bytes, bytes] | None = None) -> None:
+        """One batch of get-leaves, in one transaction: where reading stopped, the operator's leaves in it, and,
+        once the leaves recompute a verified tree head's root, that head (size, root, frontier)."""
+        now = int(time.time())
+
+        def go(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.execute("INSERT INTO sigsum_logs (log_keyhash, url, head_size, head_root, head_nodes, pos_size, "
+                       "pos_nodes, foreign_leaves, updated) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (log_keyhash) DO UPDATE SET url = excluded.url, pos_size = excluded.pos_size, "
+                       "pos_nodes = excluded.pos_nodes, foreign_leaves = sigsum_logs.foreign_leaves + ?, "
+                       "updated = excluded.updated",
+                       (log_keyhash, url, b"", b"", pos_size, pos_nodes, foreign, now, foreign))
+            if head is not None:
+                db.execute("UPDATE sigsum_logs SET head_size = ?, head_root = ?, head_nodes = ? WHERE log_keyhash = ?",
+                           (head[0], head[1], head[2], log_keyhash))
+            db.executemany("INSERT OR REPLACE INTO sigsum_leaves (log_keyhash, leaf_index, checksum, status) "
+                           "VALUES (?, ?, ?, ?)", [(r.log_keyhash, r.leaf_index, r.checksum, r.status) for r in leaves])
+            db.execute("COMMIT")
+
+        self._run(go)
+
+    def sigsum_rewind(self, log_keyhash: str) -> None:
+        """Leaves read since the last verified head did not make the log's root: read them again from there."""
+        self._run(lambda db: db.execute(
+            "UPDATE sigsum_logs SET pos_size = head_size, pos_nodes = head_nodes WHERE log_keyhash = ?",
+            (log_keyhash,)))
+
+    def sigsum_leaves(self, status: str) -> Iterator[SigsumLeafRow]:
+        last: tuple[str, int] = ("", -1)
+        while True:
+            rows = self._run(lambda db: db.execute(
+                "SELECT log_keyhash, leaf_index, checksum, status FROM sigsum_leaves WHERE status = ? AND "
+                "(log_keyhash, leaf_index) > (?, ?) ORDER BY log_keyhash, leaf_index LIMIT 1000",
+                (status, *last)).fetchall())
+            if not rows:
+                return
+            for r in rows:
+                yield SigsumLeafRow(*r)
+            last = (rows[-1][0], rows[-1][1])
+
+    def sigsum_set_status(self, log_keyhash: str, leaf_index: int, status: str) -> None:
+        self._run(lambda db: db.execute("UPDATE sigsum_leaves SET status = ? WHERE log_keyhash = ? AND leaf_index = ?",
+                                        (status, log_keyhash, leaf_index)))
+
+    def sigsum_counts(self) -> dict[str, int]:
+        return dict(self._run(lambda db: db.execute(
+            "SELECT status, count(*) FROM sigsum_leaves GROUP BY status").fetchall()))

@@ -10,6 +10,11 @@ either as it was or fully updated, and a rerun picks up what is not yet
 States: ``signed`` (.t written, not yet proven in the log), ``verified``
 (fetched back from the log and verified, log index and uuid known),
 ``failed`` (the last attempt failed; ``error`` says why).
+
+Table ``sigsum`` (added beside ``pkgs``; ``CREATE TABLE IF NOT EXISTS`` adds it to an older file on its first
+writable open) holds the Sigsum path: per (sha256sum, filename) the log, leaf index and tree size of the
+``.proof`` written, its state (``submitted``: add-leaf accepted, no proof yet; ``verified``: the proof was
+verified and written; ``failed``) and the last error.
 """
 
 from __future__ import annotations
@@ -39,7 +44,19 @@ CREATE TABLE IF NOT EXISTS pkgs (
     UNIQUE (sha256sum, filename)
 );
 CREATE INDEX IF NOT EXISTS pkgs_uuid ON pkgs (uuid);
+CREATE TABLE IF NOT EXISTS sigsum (
+    sha256sum TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    log_keyhash TEXT,
+    leaf_index INTEGER,
+    tree_size INTEGER,
+    state TEXT NOT NULL,
+    error TEXT,
+    updated INTEGER NOT NULL,
+    UNIQUE (sha256sum, filename)
+);
 """
+SUBMITTED = "submitted"
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,17 @@ class SignatureRecord:
     signature: str | None
     log_index: int | None
     uuid: str | None
+    state: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SigsumRecord:
+    sha256: str
+    filename: str
+    log_keyhash: str | None
+    leaf_index: int | None
+    tree_size: int | None
     state: str
     error: str | None = None
 
@@ -134,3 +162,45 @@ class SignatureStore:
 
     def counts(self) -> dict[str, int]:
         return dict(self._exec("SELECT state, count(*) FROM pkgs GROUP BY state"))
+
+    # --- the Sigsum path
+
+    def _has_sigsum(self) -> bool:
+        # a read-only open of a file written before the sigsum table existed
+        return bool(self._exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sigsum'"))
+
+    def sigsum_get(self, sha256: str, filename: str) -> SigsumRecord | None:
+        if not self._has_sigsum():
+            return None
+        rows = self._exec("SELECT sha256sum, filename, log_keyhash, leaf_index, tree_size, state, error FROM sigsum "
+                          "WHERE sha256sum = ? AND filename = ?", (sha256, filename))
+        return SigsumRecord(*rows[0]) if rows else None
+
+    def _sigsum_put(self, sha256: str, filename: str, state: str, *, log_keyhash: str | None = None,
+                    leaf_index: int | None = None, tree_size: int | None = None, error: str | None = None) -> None:
+        self._exec(
+            "INSERT INTO sigsum (sha256sum, filename, log_keyhash, leaf_index, tree_size, state, error, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256sum, filename) DO UPDATE SET "
+            "log_keyhash = coalesce(excluded.log_keyhash, sigsum.log_keyhash), "
+            "leaf_index = coalesce(excluded.leaf_index, sigsum.leaf_index), "
+            "tree_size = coalesce(excluded.tree_size, sigsum.tree_size), "
+            "state = excluded.state, error = excluded.error, updated = excluded.updated",
+            (sha256, filename, log_keyhash, leaf_index, tree_size, state, error, int(time.time())))
+
+    def sigsum_record_submitted(self, sha256: str, filename: str, log_keyhash: str) -> None:
+        """add-leaf was accepted by this log: the proof is not written yet."""
+        self._sigsum_put(sha256, filename, SUBMITTED, log_keyhash=log_keyhash)
+
+    def sigsum_record_verified(self, sha256: str, filename: str, log_keyhash: str, leaf_index: int,
+                               tree_size: int) -> None:
+        """The .proof is on disk and verified."""
+        self._sigsum_put(sha256, filename, VERIFIED, log_keyhash=log_keyhash, leaf_index=leaf_index,
+                         tree_size=tree_size)
+
+    def sigsum_record_failed(self, sha256: str, filename: str, error: str) -> None:
+        self._sigsum_put(sha256, filename, FAILED, error=error[:500])
+
+    def sigsum_counts(self) -> dict[str, int]:
+        if not self._has_sigsum():
+            return {}
+        return dict(self._exec("SELECT state, count(*) FROM sigsum GROUP BY state"))
