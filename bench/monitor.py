@@ -190,15 +190,15 @@ def serve(cache: Path, port_file: Path) -> None:
 # --- the measurements ----------------------------------------------------------------------------
 
 
-async def baseline(url: str, n: int, jobs: int) -> float:
-    """The same requests as the monitor, answers discarded."""
+async def baseline(url: str, n: int, jobs: int) -> tuple[float, float]:
+    """The same requests as the monitor, answers discarded: (wall seconds, this client's CPU seconds)."""
     import trio
 
     from torfetch.config import Timeouts
     from torfetch.net.http import Network
     from torfetch.verify.monitor import UuidListParser, retrieve_request, search_request
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     uuids: list[str] = []
     parser = UuidListParser()
     pub_file = b"untrusted comment: bench\n" + KEY_LINE + b"\n"
@@ -218,7 +218,7 @@ async def baseline(url: str, n: int, jobs: int) -> float:
                 for i in range(start, min(start + 2000, len(uuids)), 10):
                     nursery.start_soon(one, uuids[i:i + 10])
     assert len(uuids) == n
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
 def run_monitor(url: str, cache: Path, state: Path, jobs: int) -> tuple[float, float, int, subprocess.CompletedProcess]:
@@ -272,8 +272,9 @@ def main() -> None:
                 time.sleep(0.1)
             url = f"http://127.0.0.1:{port_file.read_text()}"
             print(f"server up ({args.n} entries, tree built) in {time.perf_counter() - t:.1f} s", flush=True)
-            base = trio.run(baseline, url, args.n, args.jobs)
-            print(f"baseline (same requests, answers discarded): {base:.1f} s", flush=True)
+            base, base_cpu = trio.run(baseline, url, args.n, args.jobs)
+            print(f"baseline (same requests, answers discarded): {base:.1f} s, client CPU {base_cpu:.1f} s "
+                  f"({base_cpu / args.n * 1e6:.0f} us/entry)", flush=True)
             state = Path(tmp) / "state"
             first, cpu, rss, r = run_monitor(url, cache, state, args.jobs)
             doc = json.loads(r.stdout) if r.stdout.strip() else {}
