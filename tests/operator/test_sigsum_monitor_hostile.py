@@ -75,3 +75,25 @@ def test_a_log_dripping_one_leaf_per_answer_is_bounded_per_run_and_reported(drip
     assert any("read leaves up to 5 of the 1099511627776" in p for p in result.problems), result.problems
     assert result.tree_sizes == {}
 
+
+def test_a_policy_log_without_url_is_reported_not_silently_unwatched(tmp_path: Path) -> None:
+    # a proof from a URL-less log of the policy verifies on every client, so the monitor must say it cannot read it
+    op = Ed25519PrivateKey.generate()
+    op_kh = hashlib.sha256(raw(op)).digest()
+    sha = hashlib.sha256(b"pkg").hexdigest()
+    checksum = hashlib.sha256(bytes.fromhex(sha)).digest()
+    leaves = [SigsumLeaf(checksum, op.sign(leaf_signed_data(checksum)), op_kh)]
+    db = handmade_db(tmp_path / "r.db.tar.gz", [("p", "1-1", "p-1-1-any.pkg.tar.zst", sha)])
+    hidden = Ed25519PrivateKey.generate()
+    with HandMadeLog() as log:
+        policy = log.policy(tmp_path / "policy")
+        policy.write_text(f"log {raw(hidden).hex()}\n" + policy.read_text())
+        log.claim(1, merkle.root_of([sigsum_leaf_hash(lf) for lf in leaves]))
+        log.serve_leaves(leaves)
+        got = run("monitor", "--repo-db", str(db), "--state-dir", str(tmp_path / "st"), "--sigsum-policy",
+                  str(policy), "--sigsum-key", raw(op).hex(), "--json")
+    assert got.returncode == 1, got.stdout + got.stderr
+    doc = json.loads(got.stdout)
+    assert doc["sigsum"]["tree_sizes"] == {log.base_url: 1}  # the log with a URL was still read
+    hidden_kh = hashlib.sha256(raw(hidden)).hexdigest()
+    assert any(hidden_kh in p and "no URL" in p for p in doc["problems"]), doc["problems"]

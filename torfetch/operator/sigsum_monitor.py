@@ -96,6 +96,10 @@ async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: s
             await _one_log(client, cfg, policy, log_kh, pub, expected, store, result, report)
         except TorfetchError as exc:
             result.problems.append(exc.one_line() if url in exc.message else f"Sigsum log {url}: {exc.one_line()}")
+    for log_kh, log in policy.logs.items():
+        if not log.url:  # clients accept its proofs all the same: unwatched is not clean
+            result.problems.append(f"Sigsum log {log_kh.hex()} of the policy has no URL: proofs from it verify, "
+                                   "but this monitor cannot read its leaves (give its log line a URL)")
     # every standing alert, against today's dbs
     for row in list(store.sigsum_leaves(ALERT)):
         if bytes.fromhex(row.checksum) in expected:
