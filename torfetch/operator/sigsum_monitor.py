@@ -35,6 +35,9 @@ from ..verify.sigsum_proof import SigsumLeaf
 from .sigsum_common import load_policy, load_public_key, logs_with_url
 
 BATCH = 512  # leaves per get-leaves request (sigsum-log-go's default --max-range)
+# get-leaves requests per log and run: witnesses cosign a size, not the leaves, so a hostile log can claim 2**62
+# leaves and answer each request with one; the run stops there (progress kept), reported, and the next resumes
+MAX_REQUESTS = 4096
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class SigsumMonitorConfig:
     policy_path: Path
     submitter_key: str  # --sigsum-key: an ssh-ed25519 line, 64 hex digits or a file
     batch: int = BATCH
+    max_requests: int = MAX_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: s
             await _one_log(client, cfg, policy, log_kh, pub, expected, store, result, report)
         except TorfetchError as exc:
             result.problems.append(exc.one_line() if url in exc.message else f"Sigsum log {url}: {exc.one_line()}")
+    for log_kh, log in policy.logs.items():
+        if not log.url:  # clients accept its proofs all the same: unwatched is not clean
+            result.problems.append(f"Sigsum log {log_kh.hex()} of the policy has no URL: proofs from it verify, "
+                                   "but this monitor cannot read its leaves (give its log line a URL)")
     # every standing alert, against today's dbs
     for row in list(store.sigsum_leaves(ALERT)):
         if bytes.fromhex(row.checksum) in expected:
@@ -141,7 +149,7 @@ async def _one_log(client: SigsumLogClient, cfg: SigsumMonitorConfig, policy: Po
         pos = old
     submitter = key_hash(pub)
     saved = False
-    for _ in range(head.size - pos.size + 1):  # every batch returns at least one leaf
+    for _ in range(min(head.size - pos.size + 1, cfg.max_requests)):  # every batch returns at least one leaf
         if pos.size >= head.size:
             break
         leaves = await client.leaves(pos.size, min(head.size, pos.size + cfg.batch))
@@ -159,6 +167,10 @@ async def _one_log(client: SigsumLogClient, cfg: SigsumMonitorConfig, policy: Po
         result.operator_leaves += len(mine)
         result.foreign_leaves += foreign
         report.detail(f"Sigsum log {url}: read leaves up to {pos.size} of {head.size}")
+    if pos.size < head.size:
+        raise TransparencyLogError(f"Sigsum log {url}: read leaves up to {pos.size} of the {head.size} its tree "
+                                   f"head claims in {cfg.max_requests} get-leaves requests; the next run goes on "
+                                   "from there", hint="a log that answers a few leaves at a time is slow or hostile")
     if not saved:  # nothing left to read (a run cut short read them all, or no new leaves): still the root check
         await _check_root(store, kh, url, pos, head.size, head.root_hash)
         frontier = pos

@@ -9,7 +9,8 @@ Lines are split on spaces and tabs; ``#`` starts a comment line. A group may
 name only witnesses and groups defined above it, each name at most once
 in all groups (so a witness counts once toward the quorum); ``none`` is the
 predefined empty group. Exactly one quorum line. Duplicate keys or names are
-refused, as sigsum-go refuses them. Names are opaque octets (kept as str
+refused, as sigsum-go refuses them; so is a witness with a log's key (sigsum-go
+accepts it, but then the log's operator alone meets the quorum). Names are opaque octets (kept as str
 with surrogateescape, so two byte strings never collide).
 """
 
@@ -155,6 +156,8 @@ class _Builder:
         kh = key_hash(pub)
         if kh in self.logs:
             raise _err(lineno, f"duplicate log {pub.hex()}")
+        if kh in self.witnesses:
+            raise _err(lineno, f"log {pub.hex()} has the key of a witness: a log cannot witness itself")
         if len(self.logs) >= MAX_ENTRIES:
             raise _err(lineno, f"more than {MAX_ENTRIES} logs")
         self.logs[kh] = PolicyLog(pub, kh, _url(lineno, args[1]) if len(args) > 1 else None)
@@ -169,6 +172,9 @@ class _Builder:
         kh = key_hash(pub)
         if kh in self.witnesses:
             raise _err(lineno, f"duplicate witness key {pub.hex()}")
+        if kh in self.logs:
+            # its operator alone would meet the quorum: no independent check of the log
+            raise _err(lineno, f"witness {_show(name)} has the key of a log: a log cannot witness itself")
         if len(self.witnesses) >= MAX_ENTRIES:
             raise _err(lineno, f"more than {MAX_ENTRIES} witnesses")
         self.witnesses[kh] = PolicyWitness(name, pub, kh, _url(lineno, args[2]) if len(args) > 2 else None)
