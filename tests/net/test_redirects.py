@@ -159,3 +159,33 @@ async def test_rebuilder_redirect_elsewhere_leaves_the_rebuilders_circuit(mirror
     b_rebuilder, b_cdn = creds[2][1], creds[3][1]
     assert len(a) == 1  # rebuilder a and its same-origin hop: one circuit
     assert len({*a, b_rebuilder, b_cdn}) == 3  # rebuilder b differs from a; its cdn hop is its own
+
+
+class HeaderRecordingServer(FileServer):
+    """Records each request's Host and headers."""
+
+    def __init__(self, root: Path) -> None:
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        super().__init__(root)
+
+    def _handle(self, h, method: str) -> None:
+        self.seen.append((h.headers.get("Host", ""), {k.lower(): v for k, v in h.headers.items()}))
+        super()._handle(h, method)
+
+
+@pytest.mark.parametrize("target,kept", [("mirror2.test", False), ("mirror.test", True)])
+async def test_a_redirect_to_another_origin_drops_the_callers_headers(tmp_path: Path, socks: SocksProxy,
+                                                                      target: str, kept: bool) -> None:
+    """A log's sigsum-token (or any header the caller meant for one host) is not handed to another."""
+    (tmp_path / "real.db").write_bytes(BODY)
+    with HeaderRecordingServer(tmp_path) as server:
+        server.behaviour.redirects["/add"] = (307, at(server, target) + "/real.db")
+        async with Network(proxy=socks.url, timeouts=Timeouts()) as net:
+            await net.stream("log", "POST", at(server, "mirror.test") + "/add", lambda c: None, max_bytes=10**6,
+                             timeout=30, content=b"x=1\n", raise_for_status=False,
+                             headers={"sigsum-token": "secret.example abcd", "Content-Type": "text/plain"})
+    (host1, first), (host2, second) = server.seen
+    assert host1.startswith("mirror.test") and host2.startswith(target)
+    assert first["sigsum-token"] == "secret.example abcd"
+    assert ("sigsum-token" in second) is kept, second
+    assert second["content-type"] == "text/plain"  # the body's own description goes along

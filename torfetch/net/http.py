@@ -260,6 +260,10 @@ class Network:
                     if location is None:
                         return status, hdrs
                     url, key = self._next_hop(purpose, url, location, package, first_origin, first_key)
+                    if headers and origin_of(url) != first_origin:
+                        # another host is not told what was meant for the first (a log's sigsum-token, say):
+                        # only the body's own description goes along, as curl drops credentials off-host
+                        headers = {k: v for k, v in headers.items() if k.lower() in _PORTABLE_HEADERS}
                     new_method = _redirect_method(status, method)
                     if new_method != method:
                         method, content = new_method, None
@@ -387,6 +391,10 @@ class Network:
             if not abandoned:
                 f.close()
         return 200, {}
+
+
+#: request headers that describe the body, not the client: kept across a redirect to another origin
+_PORTABLE_HEADERS = frozenset({"content-type", "accept"})
 
 
 def _name(url: str) -> str:
