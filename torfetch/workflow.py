@@ -12,7 +12,10 @@ import hashlib
 import os
 import threading
 import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -31,8 +34,8 @@ from .net.http import Network
 from .net.isolation import IsolationPolicy
 from .net.rebuilders import confirm_rebuilds
 from .net.rekor import LogConfig, prove_in_log
-from .net.tor import tor_context
-from .pacman.classify import Package, PackageSignature, classify
+from .net.tor import TorContext, tor_context
+from .pacman.classify import Classification, Package, PackageSignature, classify
 from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
@@ -40,6 +43,9 @@ from .store.output import AtomicOutput
 from .verify import minisign, openpgp
 from .verify.rebuilder import RebuilderSpec
 from .verify.transparency import check_transparency_signature
+
+if TYPE_CHECKING:
+    from .store.syncdb import SyncDbAnswer
 
 
 @dataclass
@@ -110,6 +116,25 @@ def first_error(exc: BaseException) -> BaseException:
     return leaves[0] if leaves else exc
 
 
+@dataclass(frozen=True)
+class FilePlan:
+    """What one file needs, decided before any network work and before -O is touched (step 1)."""
+
+    kind: Classification
+    filename: str
+    pubkey: minisign.PublicKey | None = None
+    log: LogConfig | None = None
+
+
+@dataclass
+class Session:
+    """One Tor context and one Network for a run: a prefetch shares them (circuits per purpose, keep-alive
+    connections) across its files; ``--isolate package`` still scopes every key by file name."""
+
+    tor: TorContext
+    net: Network
+
+
 async def run(opts: Options, report: Reporter) -> FetchResult:
     """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
     if opts.config_note:
@@ -118,8 +143,13 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     # without proof too): copied atomically, no Tor, no network at all.
     if urllib.parse.urlsplit(opts.url).scheme.lower() == "file":
         return await _copy_local(opts, report)
-    # (1) Decide what this file needs, before any network work and before -O is touched:
-    # only what pacman positively writes as repository metadata skips the proof.
+    plan = plan_file(opts)
+    async with open_session(opts, report) as session:
+        return await fetch_in_session(opts, report, session, plan)
+
+
+def plan_file(opts: Options) -> FilePlan:
+    """(1) Decide what this file needs: only what pacman positively writes as repository metadata skips the proof."""
     kind = classify(opts.url, pacman_output_path(opts.output))
     filename = kind.filename
     proof = isinstance(kind, Package)
@@ -136,9 +166,12 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     log = LogConfig.from_options(opts) if proof else None
     if opts.bypass_proxy_for_pkgs and opts.direct:
         raise ConfigError("--bypass-proxy-for-pkgs with --direct: nothing would go through Tor")
+    return FilePlan(kind=kind, filename=filename, pubkey=pubkey, log=log)
 
-    result = FetchResult(url=opts.url, filename=filename)
-    # (2) Tor: bootstrap check / private tor / circuit audit, where configured.
+
+@asynccontextmanager
+async def open_session(opts: Options, report: Reporter) -> AsyncIterator[Session]:
+    """(2) Tor: bootstrap check / private tor / circuit audit, where configured; then one Network."""
     async with tor_context(opts, report.info) as tor:
         direct = frozenset({"package"}) if opts.bypass_proxy_for_pkgs else frozenset()
         net = Network(
@@ -148,25 +181,35 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
             direct_purposes=direct,
             user_agent=opts.user_agent or "torfetch",
         )
-
-        async def before_commit() -> None:
-            # (8) with --audit-circuits: no two isolation keys shared a circuit
-            if tor.audit is not None:
-                await tor.audit.check(net.opened_streams())
-                for line in tor.audit.describe():
-                    report.detail(line)
-
         async with net:
-            try:
-                if proof:
-                    assert pubkey is not None and log is not None
-                    await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit)
-                elif isinstance(kind, PackageSignature):
-                    await _fetch_package_signature(opts, report, net, kind, result, before_commit)
-                else:
-                    await _fetch_plain(opts, report, net, filename, result, before_commit)
-            except BaseExceptionGroup as eg:
-                raise first_error(eg) from None
+            yield Session(tor=tor, net=net)
+
+
+async def fetch_in_session(opts: Options, report: Reporter, session: Session, plan: FilePlan, *,
+                           db_answer: SyncDbAnswer | None = None) -> FetchResult:
+    """Steps (3)-(8) for one file on a session's Network. ``db_answer``: the package's sha256 from the sync
+    dbs, already read (prefetch reads them once for all packages); else ``opts.pacman_conf`` is read here."""
+    tor, net, kind, filename = session.tor, session.net, plan.kind, plan.filename
+    result = FetchResult(url=opts.url, filename=filename)
+
+    async def before_commit() -> None:
+        # (8) with --audit-circuits: no two isolation keys shared a circuit
+        if tor.audit is not None:
+            await tor.audit.check(net.opened_streams())
+            for line in tor.audit.describe():
+                report.detail(line)
+
+    try:
+        if isinstance(kind, Package):
+            assert plan.pubkey is not None and plan.log is not None
+            await _fetch_verified(opts, report, net, filename, plan.pubkey, plan.log, result, before_commit,
+                                  db_answer=db_answer)
+        elif isinstance(kind, PackageSignature):
+            await _fetch_package_signature(opts, report, net, kind, result, before_commit)
+        else:
+            await _fetch_plain(opts, report, net, filename, result, before_commit)
+    except BaseExceptionGroup as eg:
+        raise first_error(eg) from None
     return result
 
 
@@ -246,7 +289,7 @@ async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: 
 
 async def _fetch_verified(
     opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, log: LogConfig,
-    result: FetchResult, before_commit,
+    result: FetchResult, before_commit, *, db_answer: SyncDbAnswer | None = None,
 ) -> None:
     parsed = parse_package_filename(filename)  # classify() already checked it
     scope = filename  # isolation scope with --isolate package
@@ -378,9 +421,16 @@ async def _fetch_verified(
             result.checks.append("rebuilders")
             progress.done("rebuilders")
 
+        if db_answer is not None:
+            # (3c') the db was read already (prefetch): the lookups start at once, the download must match it
+            if db_answer.sha256 is None:
+                raise VerificationError(f"{filename}: no sha256 to hold the download to ({db_answer.note})")
+            from_db.append((db_answer.sha256, db_answer.db))
+            report.info(f"{db_answer.note}: the signature and log checks start from the sync db")
+            sha_future.set(db_answer.sha256)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(download)
-            if opts.pacman_conf is not None:
+            if opts.pacman_conf is not None and db_answer is None:
                 nursery.start_soon(sync_db)
             nursery.start_soon(signature_and_log)
             if opts.rebuilders or opts.required_rebuild_confirms > 0:

@@ -1,0 +1,215 @@
+"""Real pacman 6 upgrades with `torfetch prefetch` / `torfetch upgrade` in front of XferCommand = torfetch.
+
+The sandbox has version 1.0-1 of some packages installed (``pacman -U`` of local files, no download); the
+repository on 127.0.0.1 has 1.0-2 of each, signed, with a local Rekor-API log. What pacman's XferCommand
+fetched is read from the mirror's request log: torfetch is the only program that talks to the mirror.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import log_args, needs_pacman
+from tests.pacman_sandbox import PacmanSandbox
+from tests.pkgbuild import build_package
+from tests.repo import ARCH, MinisignKey, Repo, make_repo, sha256_file
+from tests.servers.base import Handler
+from tests.servers.files import FileServer
+
+pytestmark = [needs_pacman, pytest.mark.pacman]
+
+TORFETCH = [sys.executable, "-m", "torfetch"]
+GOOD = ("alpha", "beta", "gamma", "delta")
+OVERLAP_WAIT = 30.0  # bound on a held response's wait for a second one to start
+
+
+class OverlapMirror(FileServer):
+    """A mirror that records when each package GET starts and ends, and can hold the first package response
+    until a second package request has started (bounded): a strictly serial client then shows no overlap."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.events: list[str] = []
+        self.hold = False
+        self._second = threading.Event()
+        self._active = 0
+        self._elock = threading.Lock()
+
+    def package_gets(self) -> list[str]:
+        with self._lock:
+            return [p.rsplit("/", 1)[-1] for m, p in self.requests if m == "GET" and ".pkg.tar" in p
+                    and not p.endswith(".t")]
+
+    def _handle(self, h: Handler, method: str) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
+        if ".pkg.tar" not in path or path.endswith(".t"):
+            return super()._handle(h, method)
+        name = path.rsplit("/", 1)[-1]
+        with self._elock:
+            self.events.append(f"start {name}")
+            self._active += 1
+            if self._active >= 2:
+                self._second.set()
+        try:
+            if self.hold:
+                self._second.wait(OVERLAP_WAIT)
+            super()._handle(h, method)
+        finally:
+            with self._elock:
+                self._active -= 1
+                self.events.append(f"end {name}")
+
+    def max_overlap(self) -> int:
+        active = best = 0
+        for e in self.events:
+            active += 1 if e.startswith("start ") else -1
+            best = max(best, active)
+        return best
+
+
+@pytest.fixture(scope="module")
+def upgrade_repo(tmp_path_factory) -> tuple[Repo, dict[str, Path]]:
+    """1.0-2 of every package in the repo; 1.0-1 of each as local files to install first."""
+    root = tmp_path_factory.mktemp("uprepo")
+    repo = make_repo(root)
+    old: dict[str, Path] = {}
+    names = (*GOOD, "flipped", "otherkey")
+    for name in names:
+        old[name] = build_package(root / "old", name, "1.0-1", ARCH,
+                                  files={f"usr/share/{name}/v": b"1\n"})
+        repo.add(name, "1.0-2", files={f"usr/share/{name}/v": b"2\n"})
+    # a mirror serving other bytes than the db and the signature vouch for
+    p = repo.packages["flipped"]
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    # a correctly listed package whose transparency signature is by a key the user does not trust
+    other = MinisignKey.generate(root / "otherkeys", "other")
+    other.sign_hex(sha256_file(repo.packages["otherkey"]), repo.packages["otherkey"].name, repo.sig_path("otherkey"))
+    return repo, old
+
+
+@pytest.fixture
+def mirror(upgrade_repo):
+    repo, _ = upgrade_repo
+    with OverlapMirror(repo.root) as server:
+        yield server
+
+
+def make_sandbox(tmp_path: Path, repo: Repo, mirror: FileServer, rekor, installed: tuple[str, ...],
+                 old: dict[str, Path], extra: tuple[str, ...] = ()) -> tuple[PacmanSandbox, list[str]]:
+    fetch_args = ["--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
+                  *log_args(rekor, tmp_path / "state"), "--config", "/dev/null", *extra]
+    sb = PacmanSandbox(tmp_path / "root", f"{mirror.url}/repo", fetch_args).write()
+    r = sb.run("-U", *(str(old[n]) for n in installed))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return sb, [*fetch_args, "--pacman-conf", str(sb.conf)]
+
+
+def torfetch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TORFETCH, *args], capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+
+
+def test_prefetch_places_the_upgrade_and_pacman_downloads_none_of_it(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, GOOD, old)
+    assert sb.run("-Sy").returncode == 0
+    mirror.hold = True  # the first package answer waits for a second request: only concurrency passes quickly
+    r = torfetch("prefetch", *args, "--jobs", "4")
+    assert r.returncode == 0, r.stderr
+    placed = sorted(repo.packages[n].name for n in GOOD)
+    assert sb.cached_packages() == placed
+    for n in GOOD:
+        assert (sb.cachedir / repo.packages[n].name).read_bytes() == repo.packages[n].read_bytes()
+        assert (sb.cachedir / repo.packages[n].name).stat().st_mode & 0o777 == 0o644
+        assert f"{repo.packages[n].name}" in r.stderr and "placed in CacheDir" in r.stderr
+    assert "4 placed, 0 already there" in r.stderr and "0 failed" in r.stderr
+    assert mirror.max_overlap() >= 2, mirror.events  # the server saw package downloads overlap
+    assert sorted(mirror.package_gets()) == placed  # each package downloaded once
+    assert sb.leftovers() == []
+    # pacman then finds every package in CacheDir: its XferCommand (torfetch) fetches none of them
+    mirror.hold = False
+    with mirror._lock:
+        mirror.requests.clear()
+    r = sb.run("-Su")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert mirror.package_gets() == [], mirror.requests
+    for n in GOOD:
+        assert (sb.root / f"usr/share/{n}/v").read_text() == "2\n"
+    # a second prefetch: nothing left to do, nothing fetched
+    r = torfetch("prefetch", *args)
+    assert r.returncode == 0, r.stderr
+    assert mirror.package_gets() == []
+    assert "0 package(s) in the upgrade" in r.stderr
+
+
+def test_already_cached_with_the_db_sha256_is_not_fetched_again(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "beta"), old)
+    assert sb.run("-Sy").returncode == 0
+    a, b = repo.packages["alpha"], repo.packages["beta"]
+    (sb.cachedir / a.name).write_bytes(a.read_bytes())
+    (sb.cachedir / b.name).write_bytes(b"a stale, wrong file" * 10)  # not the db's sha256: replaced
+    r = torfetch("prefetch", *args)
+    assert r.returncode == 0, r.stderr
+    assert mirror.package_gets() == [b.name], r.stderr
+    assert (sb.cachedir / b.name).read_bytes() == b.read_bytes()
+    assert "1 placed, 1 already there" in r.stderr
+
+
+def test_failed_packages_are_not_placed_and_pacman_refuses_them_too(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "flipped", "otherkey"), old)
+    assert sb.run("-Sy").returncode == 0
+    r = torfetch("prefetch", *args)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    flipped, otherkey = repo.packages["flipped"].name, repo.packages["otherkey"].name
+    # one line each, naming the file and why
+    [fl] = [ln for ln in lines if ln.startswith(flipped)]
+    assert "not placed" in fl and "is not the sha256" in fl and "the sync db test.db lists" in fl, fl
+    [ok] = [ln for ln in lines if ln.startswith(otherkey)]
+    assert "not placed" in ok and "was made by key" in ok, ok
+    assert "1 placed" in r.stderr and "2 failed" in r.stderr
+    assert sb.cached_packages() == [repo.packages["alpha"].name]
+    assert sb.leftovers() == []
+    assert "Traceback" not in r.stderr
+    # pacman then asks its XferCommand (torfetch) for the two, which refuses them as well
+    with mirror._lock:
+        mirror.requests.clear()
+    r = sb.run("-Su")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "failed to retrieve some files" in out or "error invoking external downloader" in out, out
+    assert repo.packages["alpha"].name not in mirror.package_gets()
+    assert set(mirror.package_gets()) >= {flipped, otherkey} or set(mirror.package_gets()) & {flipped, otherkey}
+    assert sb.cached_packages() == [repo.packages["alpha"].name]
+    assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"  # the transaction did not run
+
+
+def test_upgrade_runs_sync_prefetch_and_upgrade(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "beta", "gamma"), old)
+    r = torfetch("upgrade", *args, "--", "--noconfirm")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for n in ("alpha", "beta", "gamma"):
+        assert (sb.root / f"usr/share/{n}/v").read_text() == "2\n"
+    # each package was fetched once, by the prefetch (the db by pacman -Sy through XferCommand)
+    assert sorted(mirror.package_gets()) == sorted(repo.packages[n].name for n in ("alpha", "beta", "gamma"))
+    assert "3 placed" in r.stderr
+
+
+def test_upgrade_stops_when_the_prefetch_fails(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "flipped"), old)
+    r = torfetch("upgrade", *args, "--", "--noconfirm")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"  # pacman -Su never ran
+    assert "is not the sha256" in r.stderr
