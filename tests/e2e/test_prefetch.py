@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import log_args, needs_pacman
+from tests.e2e.conftest import LogFixture, log_args, needs_pacman
 from tests.pacman_sandbox import PacmanSandbox
 from tests.pkgbuild import build_package
 from tests.repo import ARCH, MinisignKey, Repo, make_repo, sha256_file
@@ -103,10 +103,14 @@ def mirror(upgrade_repo):
 
 
 def make_sandbox(tmp_path: Path, repo: Repo, mirror: FileServer, rekor, installed: tuple[str, ...],
-                 old: dict[str, Path], extra: tuple[str, ...] = ()) -> tuple[PacmanSandbox, list[str]]:
-    fetch_args = ["--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
-                  *log_args(rekor, tmp_path / "state"), "--config", "/dev/null", *extra]
-    sb = PacmanSandbox(tmp_path / "root", f"{mirror.url}/repo", fetch_args).write()
+                 old: dict[str, Path], extra: tuple[str, ...] = ("--direct",), host: str | None = None,
+                 ) -> tuple[PacmanSandbox, list[str]]:
+    """``host``: reach the mirror and the log by that name (``*.test``, behind a test SOCKS proxy)."""
+    base = mirror.url if host is None else mirror.url.replace("127.0.0.1", f"mirror.{host}")
+    log = rekor if host is None else LogFixture(rekor.url.replace("127.0.0.1", f"log.{host}"), rekor.key_pem_path)
+    fetch_args = ["--transparency-url", f"{base}/sigs", "--pubkey", repo.key.pub_line,
+                  *log_args(log, tmp_path / "state"), "--config", "/dev/null", *extra]
+    sb = PacmanSandbox(tmp_path / "root", f"{base}/repo", fetch_args).write()
     r = sb.run("-U", *(str(old[n]) for n in installed))
     assert r.returncode == 0, r.stdout + r.stderr
     return sb, [*fetch_args, "--pacman-conf", str(sb.conf)]
@@ -188,8 +192,10 @@ def test_failed_packages_are_not_placed_and_pacman_refuses_them_too(tmp_path, up
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert "failed to retrieve some files" in out or "error invoking external downloader" in out, out
-    assert repo.packages["alpha"].name not in mirror.package_gets()
-    assert set(mirror.package_gets()) >= {flipped, otherkey} or set(mirror.package_gets()) & {flipped, otherkey}
+    asked = mirror.package_gets()
+    assert repo.packages["alpha"].name not in asked, asked  # placed by the prefetch: pacman took it from CacheDir
+    assert asked and set(asked) <= {flipped, otherkey}, asked
+    assert "torfetch: transparency signature:" in r.stderr, out  # XferCommand's own refusal
     assert sb.cached_packages() == [repo.packages["alpha"].name]
     assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"  # the transaction did not run
 
@@ -213,3 +219,31 @@ def test_upgrade_stops_when_the_prefetch_fails(tmp_path, upgrade_repo, mirror, r
     assert r.returncode == 1, r.stdout + r.stderr
     assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"  # pacman -Su never ran
     assert "is not the sha256" in r.stderr
+
+
+@pytest.mark.parametrize("isolate", ["purpose", "package"])
+def test_isolate_package_gives_every_package_its_own_circuits(tmp_path, upgrade_repo, mirror, rekor, isolate) -> None:
+    """One process, one Network: with --isolate package each package's lookups still get their own SOCKS
+    credentials (= Tor circuits); without it, one set per purpose and service for the whole upgrade."""
+    from tests.servers.socks import SocksProxy
+
+    repo, old = upgrade_repo
+    names = ("alpha", "beta", "gamma")
+    with SocksProxy() as proxy:
+        sb, args = make_sandbox(tmp_path, repo, mirror, rekor, names, old,
+                                extra=("--proxy", proxy.url, "--isolate", isolate), host="test")
+        assert sb.run("-Sy").returncode == 0
+        proxy.clear()
+        r = torfetch("prefetch", *args)
+        assert r.returncode == 0, r.stderr
+        connects = list(proxy.connects)
+    assert sb.cached_packages() == sorted(repo.packages[n].name for n in names)
+    assert connects and all(c.allowed and c.host.endswith(".test") for c in connects)  # nothing went direct
+    for purpose, host in (("package", "mirror.test"), ("signature", "mirror.test"), ("log", "log.test")):
+        creds = {c.credentials for c in connects if c.username == f"torfetch-{purpose}" and c.host == host}
+        assert len(creds) == (len(names) if isolate == "package" else 1), (purpose, creds)
+    # and the purposes never share credentials
+    by_user: dict[str, set[str | None]] = {}
+    for c in connects:
+        by_user.setdefault(c.password or "", set()).add(c.username)
+    assert all(len(users) == 1 for users in by_user.values()), by_user
