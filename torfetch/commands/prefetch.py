@@ -157,8 +157,9 @@ async def prefetch(ns: argparse.Namespace, pacman_args: list[str], *, stream=Non
     plan = parse_print_output(await _run(
         pacman_command(conf, "-Sup", "--print-format", PRINT_FORMAT, "--noconfirm", pacman_args=pacman_args),
         "the upgrade plan"))
-    dirs = (paths.cachedir,) if paths.cachedir else cachedirs(
-        await _run(["pacman-conf", "--config", str(conf), "CacheDir"], "pacman's CacheDir"))
+    # pacman puts --cachedir before pacman.conf's CacheDirs, finds a package in any, downloads into the first
+    dirs = (*paths.cachedirs, *cachedirs(await _run(["pacman-conf", "--config", str(conf), "CacheDir"],
+                                                   "pacman's CacheDir")))
     cachedir = dirs[0]
     result = PrefetchResult(cachedir=cachedir)
     remote = [p for p in plan if p.file_path is None or p.in_cachedir(dirs)]

@@ -27,9 +27,6 @@ _REPO = re.compile(r"[A-Za-z0-9@._+-]{1,255}")
 MAX_PLAN_BYTES = 4 * 1024 * 1024  # a full Arch -Syu prints ~100 bytes per package
 MAX_PACKAGES = 10_000
 MAX_LINE = 8192
-# pacman options that take a value (the next word is not a target); only those the plan must know or skip over
-_PATH_OPTIONS = {"--dbpath": "dbpath", "-b": "dbpath", "--cachedir": "cachedir", "--root": "root", "-r": "root",
-                 "--config": "config"}
 # what torfetch itself adds to the plan and the upgrade: the user must not give them again
 _OWN_OPTIONS = ("--config", "--print-format", "--print", "-p")
 
@@ -56,10 +53,10 @@ class PlannedPackage:
 
 @dataclass(frozen=True)
 class PacmanPaths:
-    """Where the pacman arguments put the db and the cache (None: as pacman.conf says)."""
+    """What the pacman arguments change about the db and the cache."""
 
-    dbpath: str | None = None
-    cachedir: str | None = None
+    dbpath: str | None = None  # --dbpath (the last one, as pacman), None: pacman.conf's
+    cachedirs: tuple[str, ...] = ()  # every --cachedir, in order: pacman puts them before pacman.conf's CacheDirs
 
 
 PRINT_FORMAT = "%r %l"
@@ -132,32 +129,35 @@ def first_server(pacman_conf_output: bytes, repo: str) -> str:
 
 
 def pacman_paths(args: tuple[str, ...] | list[str]) -> PacmanPaths:
-    """``--dbpath``/``--cachedir`` among the pacman arguments (last one wins, as pacman); own options refused."""
-    found: dict[str, str] = {}
+    """``--dbpath``/``--cachedir`` among the pacman arguments; options torfetch sets itself are refused."""
+    dbpath: str | None = None
+    caches: list[str] = []
     i = 0
     while i < len(args):
         a = args[i]
+        if a == "--":
+            break
         name, eq, value = a.partition("=")
         if name in _OWN_OPTIONS:
             raise UsageError(f"do not pass {a} to pacman here: torfetch sets --config and --print itself "
                              "(use --pacman-conf FILE)")
-        if a == "--":
-            break
-        if name in _PATH_OPTIONS:
+        if name in ("--root", "-r"):
+            raise UsageError("--root is not supported by torfetch prefetch/upgrade: set RootDir, DBPath and "
+                             "CacheDir in the pacman.conf given with --pacman-conf")
+        if name in ("--dbpath", "-b", "--cachedir"):
             if not eq:
                 if i + 1 >= len(args):
                     raise UsageError(f"pacman option {a} needs a value")
                 value = args[i + 1]
                 i += 1
-            found[_PATH_OPTIONS[name]] = value
+            if not value.startswith("/"):
+                raise UsageError(f"{name} {_show(value)} must be an absolute path")
+            if name == "--cachedir":
+                caches.append(value)
+            else:
+                dbpath = value
         i += 1
-    if "root" in found:
-        raise UsageError("--root is not supported by torfetch prefetch/upgrade: set RootDir, DBPath and CacheDir in "
-                         "the pacman.conf given with --pacman-conf")
-    for key in ("dbpath", "cachedir"):
-        if key in found and not found[key].startswith("/"):
-            raise UsageError(f"--{key} {_show(found[key])} must be an absolute path")
-    return PacmanPaths(dbpath=found.get("dbpath"), cachedir=found.get("cachedir"))
+    return PacmanPaths(dbpath=dbpath, cachedirs=tuple(caches))
 
 
 def _show(text: str) -> str:
