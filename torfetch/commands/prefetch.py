@@ -24,6 +24,7 @@ DownloadUser's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import os
@@ -33,6 +34,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import cliargs
 from ..errors import NetworkError, TorfetchError, UsageError, VerificationError
@@ -40,6 +42,9 @@ from ..errors import NetworkError, TorfetchError, UsageError, VerificationError
 DEFAULT_JOBS = 4  # Tor: a few circuits' worth of streams at once, not a burst that looks like a crawler
 PLAN_TIMEOUT = 600.0  # pacman resolving a large upgrade
 HASH_CHUNK = 1024 * 1024
+
+if TYPE_CHECKING:
+    from ..store.syncdb import SyncDbAnswer
 
 
 def build_parser() -> cliargs.RecordingParser:
@@ -84,44 +89,40 @@ class PrefetchResult:
 
     def exit_code(self) -> int:
         """0 only if nothing failed; else a verification failure (1) over a network one (3) over the rest."""
-        errors = [o.error for o in self.outcomes if o.state == "failed" and o.error is not None]
-        if not errors:
+        codes = [o.error.exit_code for o in self.outcomes if o.state == "failed" and o.error is not None]
+        if not codes:
             return 0
-        for cls in (VerificationError, NetworkError):
-            if any(isinstance(e, cls) for e in errors):
-                return cls.exit_code
-        return errors[0].exit_code
+        for code in (VerificationError.exit_code, NetworkError.exit_code):
+            if code in codes:
+                return code
+        return codes[0]
 
 
-# --- (1) and (2): the plan --------------------------------------------------------------------------------------
+# --- (1)-(3): the plan (synchronous: it runs before any trio run, and before a fork for the DownloadUser) ----------
 
 
 def pacman_command(pacman_conf: Path, *operation: str, pacman_args: list[str] | tuple[str, ...] = ()) -> list[str]:
     return ["pacman", "--config", str(pacman_conf), *operation, *pacman_args]
 
 
-async def _run(cmd: list[str], what: str) -> bytes:
-    import trio
-
+def _run(cmd: list[str], what: str) -> bytes:
     try:
-        with trio.fail_after(PLAN_TIMEOUT):
-            r = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False,
-                                       stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})
+        r = subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, timeout=PLAN_TIMEOUT,
+                           env={**os.environ, "LC_ALL": "C"})
     except FileNotFoundError as exc:
         raise UsageError(f"{what}: {cmd[0]} is not installed") from exc
-    except trio.TooSlowError as exc:
+    except subprocess.TimeoutExpired as exc:
         raise UsageError(f"{what}: {cmd[0]} did not answer within {PLAN_TIMEOUT:g} s") from exc
     if r.returncode != 0:
         said = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-        raise UsageError(f"{what}: {' '.join(cmd[:1] + cmd[3:4])} exited {r.returncode}"
-                         + (f": {said[-1][:300]}" if said else ""))
+        raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}" + (f": {said[-1][:300]}" if said else ""))
     return r.stdout
 
 
-def _cached_sha256(path: Path) -> str | None:
-    """The sha256 of a regular file already at ``path`` (never through a symlink), None if there is none."""
+def file_sha256(path: Path | str, *, dir_fd: int | None = None) -> str | None:
+    """The sha256 of a regular file at ``path`` (never through a symlink), None if there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -135,52 +136,62 @@ def _cached_sha256(path: Path) -> str | None:
         os.close(fd)
 
 
-# --- the run --------------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One package to fetch: where from, the sha256 its bytes must have, whether a wrong file has its name."""
+
+    outcome: Outcome
+    url: str
+    answer: SyncDbAnswer
+    stale: bool = False  # CacheDir holds a file of this name that is not the db's: replaced, or removed on failure
 
 
-async def prefetch(ns: argparse.Namespace, pacman_args: list[str], *, stream=None) -> PrefetchResult:
-    """Steps (1)-(4) for the namespace of :func:`build_parser` and the pacman arguments."""
-    import trio
+@dataclass
+class Plan:
+    result: PrefetchResult
+    jobs: list[Job]
+    pacman_conf: Path
 
-    from ..cli import options_from_args
+
+class Lines:
+    """The one line per package on stderr (and -v's lines, through the Reporter)."""
+
+    def __init__(self, ns: argparse.Namespace, stream=None) -> None:
+        from ..report import Reporter
+
+        self.quiet = ns.quiet
+        # tty=False: no progress line redrawn in place, many files are in flight at once
+        self.report = Reporter(verbose=ns.verbose, quiet=ns.quiet, stream=stream or sys.stderr, tty=False)
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            self.report._emit(text)
+
+    def failed(self, out: Outcome, exc: TorfetchError) -> None:
+        out.state, out.error = "failed", exc
+        self(f"{out.filename}  not placed: {exc.check}: {exc.message}")
+
+
+def make_plan(ns: argparse.Namespace, pacman_args: list[str], line: Lines) -> Plan:
+    """Steps (1)-(3); nothing is written."""
     from ..pacman.upgrade_plan import PRINT_FORMAT, cachedirs, first_server, pacman_paths, parse_print_output
-    from ..report import Reporter, format_verdict
     from ..store.syncdb import lookup_many
-    from ..workflow import fetch_in_session, open_session, plan_file
 
-    stream = stream if stream is not None else sys.stderr
-    report = Reporter(verbose=ns.verbose, quiet=ns.quiet, stream=stream, tty=False)  # no redrawn lines: many files
     conf: Path = ns.pacman_conf
     paths = pacman_paths(pacman_args)
     # (1) what -Su will download, as pacman decides it (a package it found in a CacheDir is printed as a
     # file:// URL there, unchecked: the prefetch checks it against the sync db itself)
-    plan = parse_print_output(await _run(
+    plan = parse_print_output(_run(
         pacman_command(conf, "-Sup", "--print-format", PRINT_FORMAT, "--noconfirm", pacman_args=pacman_args),
         "the upgrade plan"))
     # pacman puts --cachedir before pacman.conf's CacheDirs, finds a package in any, downloads into the first
-    dirs = (*paths.cachedirs, *cachedirs(await _run(["pacman-conf", "--config", str(conf), "CacheDir"],
-                                                   "pacman's CacheDir")))
-    cachedir = dirs[0]
-    result = PrefetchResult(cachedir=cachedir)
+    dirs = (*paths.cachedirs, *cachedirs(_run(["pacman-conf", "--config", str(conf), "CacheDir"], "pacman's CacheDir")))
+    result = PrefetchResult(cachedir=dirs[0])
     remote = [p for p in plan if p.file_path is None or p.in_cachedir(dirs)]
     # (2) each package's sha256 from the sync dbs, every db read once
-    answers = await trio.to_thread.run_sync(lambda: lookup_many(conf, [p.filename for p in remote],
-                                                                dbpath=paths.dbpath))
+    answers = lookup_many(conf, [p.filename for p in remote], dbpath=paths.dbpath)
     servers: dict[str, str] = {}
-
-    async def mirror_url(p) -> str:
-        if p.file_path is None:
-            return p.url
-        if p.repo not in servers:
-            servers[p.repo] = first_server(await _run(
-                ["pacman-conf", "--config", str(conf), "--repo", p.repo, "Server"], f"repository {p.repo}"), p.repo)
-        return f"{servers[p.repo]}/{p.filename}"
-
-    def line(text: str) -> None:
-        if not ns.quiet:
-            report._emit(text)
-
-    todo = []
+    jobs: list[Job] = []
     for p in plan:
         out = Outcome(p.filename)
         result.outcomes.append(out)
@@ -189,55 +200,92 @@ async def prefetch(ns: argparse.Namespace, pacman_args: list[str], *, stream=Non
             line(f"{p.filename}  left to pacman: a file:// repository, nothing to download")
             continue
         answer = answers[p.filename]
-        target = Path(cachedir) / p.filename
         try:
             if answer.sha256 is None:
                 raise VerificationError(f"{p.filename}: prefetch needs the sync db's sha256 to hold the download "
                                         f"to, and has none ({answer.note})")
             # (3) already there, whole: nothing to do (anything else at that name is replaced or removed)
-            have = await trio.to_thread.run_sync(_cached_sha256, Path(p.file_path or target))
+            where = p.file_path or os.path.join(dirs[0], p.filename)
+            have = file_sha256(where)
             if have == answer.sha256:
                 out.state = "cached"
-                line(f"{p.filename}  already in {os.path.dirname(p.file_path or target)} (sha256 as {answer.db} lists)")
+                line(f"{p.filename}  already in {os.path.dirname(where)} (sha256 as {answer.db} lists)")
                 continue
-            url = await mirror_url(p)
+            url = p.url
+            if p.file_path is not None:  # pacman's answer was the wrong file in CacheDir: fetch from the mirror
+                if p.repo not in servers:
+                    servers[p.repo] = first_server(_run(["pacman-conf", "--config", str(conf), "--repo", p.repo,
+                                                         "Server"], f"repository {p.repo}"), p.repo)
+                url = f"{servers[p.repo]}/{p.filename}"
             if urllib.parse.urlsplit(url).scheme.lower() == "file":
                 out.state = "local"
                 line(f"{p.filename}  left to pacman: a file:// repository, nothing to download")
                 continue
-            one = copy.copy(ns)
-            one.url, one.output = url, target
-            opts = options_from_args(one)
-            todo.append((out, opts, plan_file(opts), answer))
+            jobs.append(Job(out, url, answer, stale=have is not None and os.path.dirname(where) == dirs[0].rstrip("/")))
         except TorfetchError as exc:
-            out.error = exc
-            line(f"{p.filename}  not placed: {exc.check}: {exc.message}")
-    if not todo:
-        return result
+            line.failed(out, exc)
+    return Plan(result, jobs, conf)
 
-    # (4) one session for all of them; a Tor that is missing fails the run, not each package
+
+# --- (4): fetch and verify, concurrently --------------------------------------------------------------------------
+
+
+async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line: Lines) -> None:
+    """Each job through the XferCommand path's own pipeline into ``outdir``/<filename>, ``ns.jobs`` at a time.
+
+    The options are made here, per package, as the XferCommand makes them (its [[repo]] table applies), by the
+    user this runs as: with a DownloadUser, the config and key files must be readable by it, as for pacman 7.
+    """
+    import trio
+
+    from ..cli import options_from_args
+    from ..report import format_verdict
+    from ..workflow import fetch_in_session, open_session, plan_file
+
+    ready = []
+    for job in jobs:
+        one = copy.copy(ns)
+        one.url, one.output = job.url, outdir / job.outcome.filename
+        try:
+            opts = options_from_args(one)
+            ready.append((job, opts, plan_file(opts)))
+        except TorfetchError as exc:
+            line.failed(job.outcome, exc)
+    if not ready:
+        return
     limiter = trio.CapacityLimiter(ns.jobs)
+    report = line.report
 
-    async def one(session, out: Outcome, opts, file_plan, answer) -> None:
+    async def one_job(session, job: Job, opts, file_plan) -> None:
+        out = job.outcome
         async with limiter:
             try:
-                fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=answer)
+                fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=job.answer)
             except TorfetchError as exc:
-                out.error = exc
-                line(f"{out.filename}  not placed: {exc.check}: {exc.message}")
+                line.failed(out, exc)
                 return
         out.state, out.size, out.checks = "placed", fetched.size, tuple(fetched.checks)
-        line(format_verdict(out.filename, fetched.size, "placed in CacheDir, verified: "
-                            + ", ".join([*fetched.checks, ".PKGINFO", "sync db sha256"]), width=200))
+        line(format_verdict(out.filename, fetched.size, "verified: " + ", ".join(
+            [*fetched.checks, ".PKGINFO", "sync db sha256"]), width=200))
 
-    first_opts = todo[0][1]
-    if first_opts.config_note:
-        report.info(first_opts.config_note)
-    async with open_session(first_opts, report) as session:
+    first = ready[0][1]
+    if first.config_note:
+        report.info(first.config_note)
+    # one session for every package; a Tor that is missing fails the run, not each package
+    async with open_session(first, report) as session:
         async with trio.open_nursery() as nursery:
-            for out, opts, file_plan, answer in todo:
-                nursery.start_soon(one, session, out, opts, file_plan, answer)
-    return result
+            for job, opts, file_plan in ready:
+                nursery.start_soon(one_job, session, job, opts, file_plan)
+
+
+def remove_stale(plan: Plan) -> None:
+    """A package that failed leaves no file of its name that the db does not list (pacman would refuse it)."""
+    for job in plan.jobs:
+        if job.stale and job.outcome.state == "failed":
+            path = Path(plan.result.cachedir) / job.outcome.filename
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(path).st_mode) and file_sha256(path) != job.answer.sha256:
+                    os.unlink(path)
 
 
 def summary(result: PrefetchResult) -> str:
@@ -250,21 +298,33 @@ def summary(result: PrefetchResult) -> str:
 
 
 def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
-    """Parse, run under trio with the signal watcher, print the summary; (exit code, result)."""
+    """Parse, plan, fetch (as the DownloadUser where pacman 7 has one), print the summary; (exit code, result)."""
     import trio
 
     from ..errors import Interrupted
     from ..lifecycle import run_interruptible
     from ..workflow import first_error
+    from .prefetch_user import download_user, fetch_as
 
     own, pacman_args = split_args(argv)
     verbose = 0
     try:
-        parser = build_parser()
-        ns, extra = parser.parse_known_args(own)
+        ns, extra = build_parser().parse_known_args(own)
         verbose = ns.verbose
         pacman_args = [*extra, *pacman_args]  # options torfetch does not know are pacman's
-        result = trio.run(lambda: run_interruptible(lambda: prefetch(ns, pacman_args), output_name="the prefetch"))
+        line = Lines(ns)
+        plan = make_plan(ns, pacman_args, line)
+        if plan.jobs:
+            user = download_user(plan.pacman_conf) if os.geteuid() == 0 else None
+            if user is not None:
+                fetch_as(user, ns, plan, line)
+            else:
+                trio.run(lambda: run_interruptible(lambda: fetch_jobs(ns, plan.jobs, Path(plan.result.cachedir), line),
+                                                   output_name="the prefetch"))
+            remove_stale(plan)
+    except KeyboardInterrupt:
+        _print(Interrupted(2, "the rest of the prefetch").one_line())
+        return 130, None
     except TorfetchError as exc:
         _print(exc.diagnostics() if verbose else exc.one_line())
         return exc.exit_code, None
@@ -274,13 +334,13 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
             _print(err.one_line())
             return err.exit_code, None
         if isinstance(err, KeyboardInterrupt):
-            _print(Interrupted(2, "the prefetch").one_line())
+            _print(Interrupted(2, "the rest of the prefetch").one_line())
             return 130, None
         raise
-    code = result.exit_code()
+    code = plan.result.exit_code()
     if code or not ns.quiet:
-        _print(summary(result))
-    return code, result
+        _print(summary(plan.result))
+    return code, plan.result
 
 
 def _print(text: str) -> None:
