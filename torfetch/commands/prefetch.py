@@ -1,6 +1,6 @@
 """`torfetch prefetch`: download and verify what an upgrade will fetch, several packages at once, into CacheDir.
 
-    torfetch prefetch [--pacman-conf FILE] [--jobs N] [fetch options] [-- pacman args]
+    torfetch prefetch [--pacman-conf FILE] [--jobs N] [fetch options] [-- pacman args...]
 
 pacman runs its XferCommand for one file at a time (``ParallelDownloads`` does not apply to it), and over
 Tor each file costs several round trips. A package that is already complete in CacheDir is not downloaded
@@ -56,18 +56,30 @@ def build_parser() -> cliargs.RecordingParser:
                      "pacman's CacheDir, so that pacman then finds them there and calls XferCommand for none of them. "
                      "The fetch options are torfetch's (and its config file's); arguments after '--' go to pacman.")
     p.epilog = "Exit codes: 0 every package placed or already cached, 1 a verification failed, 2 usage, 3 network/Tor."
-    p.allow_abbrev = False  # pacman's options after '--' are never taken for abbreviations of ours
     p.add_argument("--jobs", type=cliargs.positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"packages fetched at once (default {DEFAULT_JOBS})")
+    p.add_argument("pacman_args", nargs="*", metavar="PACMAN_ARG",
+                   help="after '--': arguments for pacman (e.g. -- --ignore linux)")
     return p
 
 
 def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """torfetch's arguments, and pacman's after the first ``--``."""
+    """torfetch's arguments, and pacman's after the first ``--`` (never read as torfetch's)."""
     if "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
     return argv, []
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(torfetch's namespace, pacman's arguments); a word before ``--`` that is not torfetch's is a usage error."""
+    own, pacman_args = split_args(argv)
+    ns, extra = parser.parse_known_args(own)
+    extra += ns.pacman_args
+    if extra:
+        raise UsageError(f"{extra[0]!r} is not an option of {parser.prog}: pacman's arguments go after '--' "
+                         f"({parser.prog} [options] -- {' '.join(extra)})")
+    return ns, pacman_args
 
 
 @dataclass
@@ -306,12 +318,10 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
     from ..workflow import first_error
     from .prefetch_user import download_user, fetch_as
 
-    own, pacman_args = split_args(argv)
     verbose = 0
     try:
-        ns, extra = build_parser().parse_known_args(own)
+        ns, pacman_args = parse(build_parser(), argv)
         verbose = ns.verbose
-        pacman_args = [*extra, *pacman_args]  # options torfetch does not know are pacman's
         line = Lines(ns)
         plan = make_plan(ns, pacman_args, line)
         if plan.jobs:

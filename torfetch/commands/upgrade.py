@@ -1,6 +1,6 @@
 """`torfetch upgrade`: ``pacman -Sy``, then ``torfetch prefetch``, then ``pacman -Su``; stops at the first failure.
 
-    torfetch upgrade [--pacman-conf FILE] [--jobs N] [fetch options] [-- pacman args]
+    torfetch upgrade [--pacman-conf FILE] [--jobs N] [fetch options] [-- pacman args...]
 
 Why: pacman runs XferCommand for one file at a time, so a verified upgrade over Tor pays every package's round
 trips one after another. The prefetch verifies them several at once into CacheDir; ``pacman -Su`` then finds
@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from .prefetch import build_parser as prefetch_parser
-from .prefetch import pacman_command, run_prefetch, split_args
+from .prefetch import pacman_command, parse, run_prefetch
 
 
 def build_parser():
@@ -43,22 +43,19 @@ def _pacman(cmd: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    own, after = split_args(list(argv))
-    try:
-        ns, extra = build_parser().parse_known_args(own)
-    except Exception as exc:  # a UsageError: printed as the other commands print it
-        from ..errors import TorfetchError
+    from ..errors import TorfetchError
 
-        if isinstance(exc, TorfetchError):
-            print(exc.one_line(), file=sys.stderr)
-            return exc.exit_code
-        raise
-    pacman_args = [*extra, *after]  # options torfetch does not know are pacman's, as everything after '--'
+    argv = list(argv)
+    try:
+        ns, pacman_args = parse(build_parser(), argv)
+    except TorfetchError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return exc.exit_code
     conf = ns.pacman_conf
     code = _pacman(pacman_command(conf, "-Sy", pacman_args=pacman_args))
     if code != 0:
         return code
-    code, _ = run_prefetch([*own, "--", *after])
+    code, _ = run_prefetch(argv)
     if code != 0:
         return code
     return _pacman(pacman_command(conf, "-Su", pacman_args=pacman_args))
