@@ -58,7 +58,7 @@ def build_parser() -> cliargs.RecordingParser:
     p.epilog = "Exit codes: 0 every package placed or already cached, 1 a verification failed, 2 usage, 3 network/Tor."
     p.add_argument("--jobs", type=cliargs.positive_int, default=DEFAULT_JOBS, metavar="N",
                    help=f"packages fetched at once (default {DEFAULT_JOBS})")
-    p.add_argument("pacman_args", nargs="*", metavar="PACMAN_ARG",
+    p.add_argument("pacman_args", nargs="*", default=[], metavar="PACMAN_ARG",
                    help="after '--': arguments for pacman (e.g. -- --ignore linux)")
     return p
 
@@ -75,7 +75,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
     """(torfetch's namespace, pacman's arguments); a word before ``--`` that is not torfetch's is a usage error."""
     own, pacman_args = split_args(argv)
     ns, extra = parser.parse_known_args(own)
-    extra += ns.pacman_args
+    extra += ns.pacman_args or []
     if extra:
         raise UsageError(f"{extra[0]!r} is not an option of {parser.prog}: pacman's arguments go after '--' "
                          f"({parser.prog} [options] -- {' '.join(extra)})")
