@@ -248,3 +248,48 @@ def test_isolate_package_gives_every_package_its_own_circuits(tmp_path, upgrade_
     for c in connects:
         by_user.setdefault(c.password or "", set()).add(c.username)
     assert all(len(users) == 1 for users in by_user.values()), by_user
+
+
+def test_a_network_failure_is_exit_3_and_the_others_are_placed(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "beta"), old)
+    assert sb.run("-Sy").returncode == 0
+    mirror.behaviour.rules[repo.packages["beta"].name] = "404"
+    r = torfetch("prefetch", *args)
+    assert r.returncode == 3, r.stderr
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith(repo.packages["beta"].name)]
+    assert "not placed" in line and "404" in line, line
+    assert sb.cached_packages() == [repo.packages["alpha"].name]
+    assert sb.leftovers() == []
+
+
+def test_interrupted_prefetch_places_nothing_half_done(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    """SIGINT while packages stream: exit 130, one line, no partial or temporary file in CacheDir."""
+    import signal
+    import time
+
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, GOOD, old)
+    assert sb.run("-Sy").returncode == 0
+    b = mirror.behaviour
+    for n in GOOD:
+        b.rules[repo.packages[n].name] = "trickle"
+    b.trickle_bytes, b.trickle_interval = 64, 0.2  # several seconds per package: the signal comes mid-stream
+    p = subprocess.Popen([*TORFETCH, "prefetch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    try:
+        for _ in range(600):  # bounded: until the mirror saw a package request (at most 60 s)
+            if mirror.package_gets():
+                break
+            time.sleep(0.1)
+        assert mirror.package_gets(), "no package request reached the mirror"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 130, err
+    assert "interrupted by SIGINT" in err, err
+    assert "Traceback" not in err
+    assert sb.cached_packages() == [] and sb.leftovers() == [], (sb.cached_packages(), sb.leftovers())
