@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import os
 import stat
@@ -255,14 +256,21 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
     from ..workflow import fetch_in_session, open_session, plan_file
 
     ready = []
+    logs: dict[tuple, object] = {}  # one LogConfig per log: its history checks take turns instead of racing
     for job in jobs:
         one = copy.copy(ns)
         one.url, one.output = job.url, outdir / job.outcome.filename
         try:
             opts = options_from_args(one)
-            ready.append((job, opts, plan_file(opts)))
+            file_plan = plan_file(opts)
         except TorfetchError as exc:
             line.failed(job.outcome, exc)
+            continue
+        if file_plan.log is not None:
+            log = file_plan.log
+            same = (log.url, log.key.log_id, str(log.store.directory), log.upload, log.origin)
+            file_plan = dataclasses.replace(file_plan, log=logs.setdefault(same, log))
+        ready.append((job, opts, file_plan))
     if not ready:
         return
     limiter = trio.CapacityLimiter(ns.jobs)
