@@ -6,12 +6,12 @@ of each; the db is synced first, untimed), every byte through the same simulated
 
   builtin   pacman's own downloader, ParallelDownloads = 5, no checks at all (libcurl via ALL_PROXY)
   xfer      XferCommand = torfetch (signature + log per package; pacman runs it one file at a time)
-  prefetch  torfetch prefetch (--jobs, default 4), then pacman -Su with the same XferCommand
+  prefetch  torfetch prefetch --jobs N (each N of --jobs), then pacman -Su with the same XferCommand
 
 Each package has a transparency signature (minisign) and a local Rekor-API log entry (uploaded in an untimed
 warm-up, so every timed run only looks them up). A fresh pacman root per run; best of --runs.
 
-    .venv/bin/python bench/upgrade.py [--packages 30] [--runs 1] [--jobs 4]
+    .venv/bin/python bench/upgrade.py [--packages 30] [--runs 1] [--jobs 4 8]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packages", type=int, default=30)
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--jobs", type=int, nargs="+", default=[4, 8], help="prefetch --jobs values to measure")
     ap.add_argument("--connect-delay", type=float, default=0.3)
     ap.add_argument("--request-delay", type=float, default=0.3)
     ap.add_argument("--rate", type=float, default=2_000_000)
@@ -123,28 +123,29 @@ def main() -> None:
             pacman(conf, "-Su")
             return time.perf_counter() - t
 
-        def prefetch() -> float:
+        def prefetch(jobs: int) -> float:
             conf, args = sandbox("prefetch", True)
             t = time.perf_counter()
-            r = subprocess.run([TORFETCH, "prefetch", *args, "--jobs", str(a.jobs)], capture_output=True, text=True,
+            r = subprocess.run([TORFETCH, "prefetch", *args, "--jobs", str(jobs)], capture_output=True, text=True,
                                timeout=1800)
             if r.returncode != 0:
                 raise SystemExit(f"prefetch failed:\n{r.stderr}")
             pacman(conf, "-Su")
             return time.perf_counter() - t
 
-        rows = {name: min(fn() for _ in range(a.runs)) for name, fn in
-                (("builtin", builtin), ("xfer", xfer), ("prefetch", prefetch))}
+        runs = [("builtin", builtin), ("xfer", xfer)]
+        runs += [(f"prefetch{j}", lambda j=j: prefetch(j)) for j in a.jobs]
+        rows = {name: min(fn() for _ in range(a.runs)) for name, fn in runs}
     base = rows["builtin"]
     print(f"P5: {a.packages}-package upgrade ({total / 1e6:.1f} MB), real pacman, simulated Tor "
           f"({a.connect_delay * 1000:.0f} ms per connect and per request burst, {a.rate / 1e6:g} MB/s per "
           f"connection), best of {a.runs}:")
     labels = {"builtin": "pacman's downloader, ParallelDownloads = 5, no checks",
               "xfer": "XferCommand = torfetch alone (serial)",
-              "prefetch": f"torfetch prefetch --jobs {a.jobs} + XferCommand"}
+              **{f"prefetch{j}": f"torfetch prefetch --jobs {j} + XferCommand" for j in a.jobs}}
     for name, secs in rows.items():
-        print(f"  {labels[name]:52s} {secs:7.2f} s  {secs / base:6.2f}x builtin")
-    print(f"  prefetch + XferCommand vs XferCommand alone: {rows['prefetch'] / rows['xfer']:.2f}x")
+        vs_xfer = f"  {secs / rows['xfer']:5.2f}x XferCommand alone" if name.startswith("prefetch") else ""
+        print(f"  {labels[name]:52s} {secs:7.2f} s  {secs / base:6.2f}x builtin{vs_xfer}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
