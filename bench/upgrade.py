@@ -11,7 +11,7 @@ of each; the db is synced first, untimed), every byte through the same simulated
 Each package has a transparency signature (minisign) and a local Rekor-API log entry (uploaded in an untimed
 warm-up, so every timed run only looks them up). A fresh pacman root per run; best of --runs.
 
-    .venv/bin/python bench/upgrade.py [--packages 30] [--runs 1] [--jobs 4 8]
+    .venv/bin/python bench/upgrade.py [--packages 30] [--runs 1] [--jobs 5 8]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packages", type=int, default=30)
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--jobs", type=int, nargs="+", default=[4, 8], help="prefetch --jobs values to measure")
+    ap.add_argument("--jobs", type=int, nargs="+", default=[5], help="prefetch --jobs values to measure (default 5, its default)")
     ap.add_argument("--connect-delay", type=float, default=0.3)
     ap.add_argument("--request-delay", type=float, default=0.3)
     ap.add_argument("--rate", type=float, default=2_000_000)

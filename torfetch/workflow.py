@@ -8,6 +8,7 @@ the file reaches OUTPUT only after every configured check passed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -186,9 +187,11 @@ async def open_session(opts: Options, report: Reporter) -> AsyncIterator[Session
 
 
 async def fetch_in_session(opts: Options, report: Reporter, session: Session, plan: FilePlan, *,
-                           db_answer: SyncDbAnswer | None = None) -> FetchResult:
+                           db_answer: SyncDbAnswer | None = None,
+                           download_slots: trio.CapacityLimiter | None = None) -> FetchResult:
     """Steps (3)-(8) for one file on a session's Network. ``db_answer``: the package's sha256 from the sync
-    dbs, already read (prefetch reads them once for all packages); else ``opts.pacman_conf`` is read here."""
+    dbs, already read (prefetch reads them once for all packages); else ``opts.pacman_conf`` is read here.
+    ``download_slots``: a package download waits for one (prefetch --jobs), its lookups do not."""
     tor, net, kind, filename = session.tor, session.net, plan.kind, plan.filename
     result = FetchResult(url=opts.url, filename=filename)
 
@@ -203,7 +206,7 @@ async def fetch_in_session(opts: Options, report: Reporter, session: Session, pl
         if isinstance(kind, Package):
             assert plan.pubkey is not None and plan.log is not None
             await _fetch_verified(opts, report, net, filename, plan.pubkey, plan.log, result, before_commit,
-                                  db_answer=db_answer)
+                                  db_answer=db_answer, download_slots=download_slots)
         elif isinstance(kind, PackageSignature):
             await _fetch_package_signature(opts, report, net, kind, result, before_commit)
         else:
@@ -290,6 +293,7 @@ async def _fetch_plain(opts: Options, report: Reporter, net: Network, filename: 
 async def _fetch_verified(
     opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey, log: LogConfig,
     result: FetchResult, before_commit, *, db_answer: SyncDbAnswer | None = None,
+    download_slots: trio.CapacityLimiter | None = None,
 ) -> None:
     parsed = parse_package_filename(filename)  # classify() already checked it
     scope = filename  # isolation scope with --isolate package
@@ -345,11 +349,13 @@ async def _fetch_verified(
                 pkginfo.feed(chunk)
 
         async def download() -> None:
-            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass.
-            await net.stream(
-                "package", "GET", opts.url, sink,
-                max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
-            )
+            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass (in one of the prefetch's
+            # download slots, if it gives them: its lookups need no slot and go ahead meanwhile).
+            async with download_slots if download_slots is not None else contextlib.nullcontext():
+                await net.stream(
+                    "package", "GET", opts.url, sink,
+                    max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
+                )
             result.size = out.size
             result.sha256_hex = hasher.hexdigest()
             stop_db.set()

@@ -5,7 +5,7 @@
 pacman runs its XferCommand for one file at a time (``ParallelDownloads`` does not apply to it), and over
 Tor each file costs several round trips. A package that is already complete in CacheDir is not downloaded
 again, so this command puts every package of the upgrade there first, verified exactly as the XferCommand
-path verifies it (the same per-file pipeline, ``workflow.fetch_in_session``), ``--jobs`` at a time, in one
+path verifies it (the same per-file pipeline, ``workflow.fetch_in_session``), ``--jobs`` downloads at once, in one
 process: one Tor context, one Network (a circuit per purpose and service, kept-alive connections, as a
 single fetch has; ``--isolate package`` still gives every package its own circuits), one log state.
 
@@ -40,7 +40,10 @@ from typing import TYPE_CHECKING
 from .. import cliargs
 from ..errors import NetworkError, TorfetchError, UsageError, VerificationError
 
-DEFAULT_JOBS = 4  # Tor: a few circuits' worth of streams at once, not a burst that looks like a crawler
+# downloads at once: pacman's own ParallelDownloads as Arch's pacman.conf sets it; over Tor these are streams on
+# one circuit per purpose (per package with --isolate package), a few at a time, as a browser opens them
+DEFAULT_JOBS = 5
+LOOKAHEAD = 3  # packages whose lookups run per download slot
 PLAN_TIMEOUT = 600.0  # pacman resolving a large upgrade
 HASH_CHUNK = 1024 * 1024
 
@@ -58,7 +61,8 @@ def build_parser() -> cliargs.RecordingParser:
                      "The fetch options are torfetch's (and its config file's); arguments after '--' go to pacman.")
     p.epilog = "Exit codes: 0 every package placed or already cached, 1 a verification failed, 2 usage, 3 network/Tor."
     p.add_argument("--jobs", type=cliargs.positive_int, default=DEFAULT_JOBS, metavar="N",
-                   help=f"packages fetched at once (default {DEFAULT_JOBS})")
+                   help=f"package downloads at once (default {DEFAULT_JOBS}, as pacman's ParallelDownloads); the "
+                   f"lookups of up to {LOOKAHEAD} times as many packages run meanwhile")
     p.add_argument("pacman_args", nargs="*", default=[], metavar="PACMAN_ARG",
                    help="after '--': arguments for pacman (e.g. -- --ignore linux)")
     return p
@@ -244,7 +248,7 @@ def make_plan(ns: argparse.Namespace, pacman_args: list[str], line: Lines) -> Pl
 
 
 async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line: Lines) -> None:
-    """Each job through the XferCommand path's own pipeline into ``outdir``/<filename>, ``ns.jobs`` at a time.
+    """Each job through the XferCommand path's own pipeline into ``outdir``/<filename>, ``ns.jobs`` downloads at once.
 
     The options are made here, per package, as the XferCommand makes them (its [[repo]] table applies), by the
     user this runs as: with a DownloadUser, the config and key files must be readable by it, as for pacman 7.
@@ -273,14 +277,19 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
         ready.append((job, opts, file_plan))
     if not ready:
         return
-    limiter = trio.CapacityLimiter(ns.jobs)
+    # --jobs downloads at once, as pacman's ParallelDownloads; the lookups (signature, log, rebuilders: small
+    # requests, latency-bound) of up to LOOKAHEAD times as many packages run meanwhile, so that a download slot
+    # never waits for them
+    downloads = trio.CapacityLimiter(ns.jobs)
+    in_flight = trio.CapacityLimiter(ns.jobs * LOOKAHEAD)
     report = line.report
 
     async def one_job(session, job: Job, opts, file_plan) -> None:
         out = job.outcome
-        async with limiter:
+        async with in_flight:
             try:
-                fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=job.answer)
+                fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=job.answer,
+                                                 download_slots=downloads)
             except TorfetchError as exc:
                 line.failed(out, exc)
                 return
