@@ -293,3 +293,16 @@ def test_interrupted_prefetch_places_nothing_half_done(tmp_path, upgrade_repo, m
     assert "interrupted by SIGINT" in err, err
     assert "Traceback" not in err
     assert sb.cached_packages() == [] and sb.leftovers() == [], (sb.cached_packages(), sb.leftovers())
+
+
+def test_upgrade_passes_pacmans_exit_code_through(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    """A pacman step that fails ends the upgrade with pacman's own exit code; nothing after it runs."""
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha",), old)
+    direct = subprocess.run(["pacman", "--config", str(sb.conf), "-Sy", "--no-such-pacman-option"],
+                            capture_output=True, text=True, timeout=60)
+    assert direct.returncode != 0
+    r = torfetch("upgrade", *args, "--", "--no-such-pacman-option")
+    assert r.returncode == direct.returncode, r.stdout + r.stderr
+    assert mirror.package_gets() == [] and "torfetch prefetch:" not in r.stderr  # the prefetch never ran
+    assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"

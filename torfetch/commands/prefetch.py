@@ -9,7 +9,7 @@ path verifies it (the same per-file pipeline, ``workflow.fetch_in_session``), ``
 process: one Tor context, one Network (a circuit per purpose and service, kept-alive connections, as a
 single fetch has; ``--isolate package`` still gives every package its own circuits), one log state.
 
-Steps: (1) ask pacman what ``-Su`` will download (``pacman --config FILE -Sup --print-format %l``; see
+Steps: (1) ask pacman what ``-Su`` will download (``pacman --config FILE -Sup --print-format '%r %l'``; see
 ``pacman/upgrade_plan.py`` for why pacman and not the dbs); (2) read each package's %SHA256SUM% from the sync
 dbs, once; (3) leave out what CacheDir already holds with exactly that sha256; (4) fetch and verify the rest
 concurrently, each into a temporary file in CacheDir, renamed to its final name only when every check passed
@@ -241,6 +241,8 @@ def make_plan(ns: argparse.Namespace, pacman_args: list[str], line: Lines) -> Pl
             jobs.append(Job(out, url, answer, stale=have is not None and os.path.dirname(where) == dirs[0].rstrip("/")))
         except TorfetchError as exc:
             line.failed(out, exc)
+    # the largest first: the last download to start is then a small one, not the one that ends the upgrade late
+    jobs.sort(key=lambda j: -(j.answer.csize or 0))
     return Plan(result, jobs, conf)
 
 
@@ -286,13 +288,14 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
 
     async def one_job(session, job: Job, opts, file_plan) -> None:
         out = job.outcome
-        async with in_flight:
-            try:
-                fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=job.answer,
-                                                 download_slots=downloads)
-            except TorfetchError as exc:
-                line.failed(out, exc)
-                return
+        try:
+            fetched = await fetch_in_session(opts, report, session, file_plan, db_answer=job.answer,
+                                             download_slots=downloads)
+        except TorfetchError as exc:
+            line.failed(out, exc)
+            return
+        finally:
+            in_flight.release_on_behalf_of(out.filename)
         out.state, out.size, out.checks = "placed", fetched.size, tuple(fetched.checks)
         line(format_verdict(out.filename, fetched.size, "verified: " + ", ".join(
             [*fetched.checks, ".PKGINFO", "sync db sha256"]), width=200))
@@ -304,6 +307,7 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
     async with open_session(first, report) as session:
         async with trio.open_nursery() as nursery:
             for job, opts, file_plan in ready:
+                await in_flight.acquire_on_behalf_of(job.outcome.filename)  # here, not in the task: in the plan's order
                 nursery.start_soon(one_job, session, job, opts, file_plan)
 
 

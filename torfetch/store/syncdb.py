@@ -32,6 +32,7 @@ class SyncDbAnswer:
     sha256: str | None  # lowercase hex, None: no answer
     db: str  # the db that listed it ("core.db"), or ""
     note: str  # for -v: where the answer came from, or why there is none
+    csize: int | None = None  # %CSIZE%, where the db lists it (lookup_many: the prefetch starts the largest first)
 
 
 def lookup_sha256(pacman_conf: Path, filename: str, stop: threading.Event | None = None) -> SyncDbAnswer:
@@ -100,6 +101,7 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
     if dbpath is not None:
         conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
     found: dict[str, dict[str, str]] = {name: {} for name in wanted}  # filename -> db -> sha256
+    sizes: dict[str, int] = {}
     read = 0
     for path in conf.sync_db_paths():
         try:
@@ -107,8 +109,10 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
         except (OSError, TorfetchError):
             continue
         read += 1
-        for name, sha in listed.items():
+        for name, (sha, csize) in listed.items():
             found[name][os.path.basename(path)] = sha
+            if csize is not None:
+                sizes[name] = csize
     where = f"{read} sync db(s) of {pacman_conf}" if read else f"no readable sync db under {conf.dbpath}sync/"
     answers: dict[str, SyncDbAnswer] = {}
     for name, by_db in found.items():
@@ -119,13 +123,14 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
                                          f"for {name}")
         else:
             db = next(iter(by_db))
-            answers[name] = SyncDbAnswer(by_db[db], db, f"sync db {db} lists sha256 {by_db[db]} for {name}")
+            answers[name] = SyncDbAnswer(by_db[db], db, f"sync db {db} lists sha256 {by_db[db]} for {name}",
+                                         csize=sizes.get(name))
     return answers
 
 
-def _scan_db(path: Path, wanted: set[str]) -> dict[str, str]:
+def _scan_db(path: Path, wanted: set[str]) -> dict[str, tuple[str, int | None]]:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, int | None]] = {}
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return out
@@ -137,7 +142,7 @@ def _scan_db(path: Path, wanted: set[str]) -> dict[str, str]:
                 break
             for pkg in reader.feed(chunk):
                 if pkg.filename in wanted:
-                    out[pkg.filename] = pkg.sha256
+                    out[pkg.filename] = (pkg.sha256, pkg.csize)
         reader.finish()
         return out
     finally:
