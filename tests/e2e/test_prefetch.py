@@ -79,7 +79,7 @@ def upgrade_repo(tmp_path_factory) -> tuple[Repo, dict[str, Path]]:
     root = tmp_path_factory.mktemp("uprepo")
     repo = make_repo(root)
     old: dict[str, Path] = {}
-    names = (*GOOD, "flipped", "otherkey")
+    names = (*GOOD, "flipped", "otherkey", "unlogged")
     for name in names:
         old[name] = build_package(root / "old", name, "1.0-1", ARCH,
                                   files={f"usr/share/{name}/v": b"1\n"})
@@ -306,3 +306,22 @@ def test_upgrade_passes_pacmans_exit_code_through(tmp_path, upgrade_repo, mirror
     assert r.returncode == direct.returncode, r.stdout + r.stderr
     assert mirror.package_gets() == [] and "torfetch prefetch:" not in r.stderr  # the prefetch never ran
     assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"
+
+
+def test_a_log_check_failure_is_not_placed_and_pacman_refuses_it_too(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    """--no-upload and a signature nobody put in the log: the log check fails, in the prefetch and in pacman's
+    XferCommand alike (no other test fetches "unlogged", so its entry is never uploaded)."""
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("unlogged",), old, extra=("--direct", "--no-upload"))
+    assert sb.run("-Sy").returncode == 0
+    r = torfetch("prefetch", *args)
+    assert r.returncode == 1, r.stderr
+    name = repo.packages["unlogged"].name
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith(name)]
+    assert "not placed: transparency log:" in line and "is not in the log" in line, line
+    assert sb.cached_packages() == [] and sb.leftovers() == []
+    r = sb.run("-Su")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "is not in the log" in r.stderr, out
+    assert mirror.package_gets() and set(mirror.package_gets()) == {name}
+    assert sb.cached_packages() == [] and (sb.root / "usr/share/unlogged/v").read_text() == "1\n"
