@@ -325,3 +325,4 @@ def test_a_log_check_failure_is_not_placed_and_pacman_refuses_it_too(tmp_path, u
     assert r.returncode != 0 and "is not in the log" in r.stderr, out
     assert mirror.package_gets() and set(mirror.package_gets()) == {name}
     assert sb.cached_packages() == [] and (sb.root / "usr/share/unlogged/v").read_text() == "1\n"
+

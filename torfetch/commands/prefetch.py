@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import cliargs
-from ..errors import NetworkError, TorfetchError, UsageError, VerificationError
+from ..errors import LocalStorageError, NetworkError, TorfetchError, UsageError, VerificationError
 
 # downloads at once: pacman's own ParallelDownloads as Arch's pacman.conf sets it; over Tor these are streams on
 # one circuit per purpose (per package with --isolate package), a few at a time, as a browser opens them
@@ -349,6 +349,10 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
             user = download_user(plan.pacman_conf) if os.geteuid() == 0 else None
             if user is not None:
                 fetch_as(user, ns, plan, line)
+            elif not os.access(plan.result.cachedir, os.W_OK | os.X_OK):
+                # one line for the run, not one per package
+                raise LocalStorageError(f"pacman's CacheDir {plan.result.cachedir} is not writable by this user "
+                                        f"(uid {os.geteuid()}): run the prefetch as root, as pacman itself runs")
             else:
                 trio.run(lambda: run_interruptible(lambda: fetch_jobs(ns, plan.jobs, Path(plan.result.cachedir), line),
                                                    output_name="the prefetch"))
