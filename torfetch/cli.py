@@ -27,7 +27,7 @@ from .localfile import read_local_text
 if TYPE_CHECKING:
     from .lifecycle import SignalLatch
 
-SUBCOMMANDS = ("log", "setup", "sign", "monitor")
+SUBCOMMANDS = ("log", "setup", "sign", "monitor", "prefetch", "upgrade")
 
 EXIT_OK = 0
 EXIT_VERIFICATION = 1
@@ -36,7 +36,8 @@ EXIT_NETWORK = 3
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> cliargs.RecordingParser:
+def build_parser(*, single_file: bool = True) -> cliargs.RecordingParser:
+    """The fetch flags; ``single_file=False`` leaves out -O and the URL (``torfetch prefetch`` reuses the rest)."""
     p = cliargs.RecordingParser(
         prog="torfetch",
         description="Tor-routed package fetcher for pacman's XferCommand: hands a package over only if its "
@@ -44,13 +45,15 @@ def build_parser() -> cliargs.RecordingParser:
         f"Options can also be set in {DEFAULT_CONFIG} (long option names, '-' written '_'; [[repo]] tables per "
         "repository); the command line overrides the file.",
         epilog="Subcommands: 'torfetch log verify-entry|status', 'torfetch setup' (pacman 7's state dir), "
+        "'torfetch prefetch' and 'torfetch upgrade' (a verified parallel download of an upgrade), "
         "'torfetch sign' and 'torfetch monitor' (repository operators); each has -h. Exit codes: 0 ok, 1 verification failed, "
         "2 usage, 3 network/Tor, 130 interrupted.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="print each check as it passes (-vv: more)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress line)")
-    p.add_argument("-O", "--output", required=True, type=Path, help="where to write the file (pacman's %%o)")
-    p.add_argument("url", help="what to fetch (pacman's %%u): http://, https:// or file:// (copied without proof)")
+    if single_file:
+        p.add_argument("-O", "--output", required=True, type=Path, help="where to write the file (pacman's %%o)")
+        p.add_argument("url", help="what to fetch (pacman's %%u): http://, https:// or file:// (copied without proof)")
     p.add_argument("--config", type=Path, metavar="FILE", default=None,
                    help=f"read options and [[repo]] tables from FILE (default {DEFAULT_CONFIG}, if it exists; "
                    "/dev/null: none)")

@@ -8,11 +8,15 @@ one trio nursery; the file reaches OUTPUT only after every configured check pass
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -33,8 +37,8 @@ from .net.http import Network
 from .net.isolation import IsolationPolicy
 from .net.rebuilders import confirm_rebuilds
 from .net.rekor import LogConfig, prove_in_log
-from .net.tor import tor_context
-from .pacman.classify import Package, PackageSignature, classify
+from .net.tor import TorContext, tor_context
+from .pacman.classify import Classification, Package, PackageSignature, classify
 from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
@@ -46,6 +50,9 @@ from .verify.rebuilder import RebuilderSpec
 from .verify.sigsum import check_sigsum_proof
 from .verify.sigsum_policy import Policy
 from .verify.transparency import check_transparency_signature
+
+if TYPE_CHECKING:
+    from .store.syncdb import SyncDbAnswer
 
 
 @dataclass
@@ -121,6 +128,26 @@ def first_error(exc: BaseException) -> BaseException:
     return leaves[0] if leaves else exc
 
 
+@dataclass(frozen=True)
+class FilePlan:
+    """What one file needs, decided before any network work and before -O is touched (step 1)."""
+
+    kind: Classification
+    filename: str
+    pubkey: minisign.PublicKey | None = None
+    log: LogConfig | None = None
+    sigsum: "SigsumCheck | None" = None
+
+
+@dataclass
+class Session:
+    """One Tor context and one Network for a run: a prefetch shares them (circuits per purpose, keep-alive
+    connections) across its files; ``--isolate package`` still scopes every key by file name."""
+
+    tor: TorContext
+    net: Network
+
+
 async def run(opts: Options, report: Reporter) -> FetchResult:
     """Fetch ``opts.url`` to ``opts.output``, verifying whatever it needs."""
     if opts.config_note:
@@ -129,8 +156,13 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     # without proof too): copied atomically, no Tor, no network at all.
     if urllib.parse.urlsplit(opts.url).scheme.lower() == "file":
         return await _copy_local(opts, report)
-    # (1) Decide what this file needs, before any network work and before -O is touched:
-    # only what pacman positively writes as repository metadata skips the proof.
+    plan = plan_file(opts)
+    async with open_session(opts, report) as session:
+        return await fetch_in_session(opts, report, session, plan)
+
+
+def plan_file(opts: Options) -> FilePlan:
+    """(1) Decide what this file needs: only what pacman positively writes as repository metadata skips the proof."""
     kind = classify(opts.url, pacman_output_path(opts.output))
     filename = kind.filename
     proof = isinstance(kind, Package)
@@ -149,9 +181,12 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
     log = LogConfig.from_options(opts) if pubkey is not None else None
     if opts.bypass_proxy_for_pkgs and opts.direct:
         raise ConfigError("--bypass-proxy-for-pkgs with --direct: nothing would go through Tor")
+    return FilePlan(kind=kind, filename=filename, pubkey=pubkey, log=log, sigsum=sigsum)
 
-    result = FetchResult(url=opts.url, filename=filename)
-    # (2) Tor: bootstrap check / private tor / circuit audit, where configured.
+
+@asynccontextmanager
+async def open_session(opts: Options, report: Reporter) -> AsyncIterator[Session]:
+    """(2) Tor: bootstrap check / private tor / circuit audit, where configured; then one Network."""
     async with tor_context(opts, report.info) as tor:
         direct = frozenset({"package"}) if opts.bypass_proxy_for_pkgs else frozenset()
         net = Network(
@@ -161,25 +196,37 @@ async def run(opts: Options, report: Reporter) -> FetchResult:
             direct_purposes=direct,
             user_agent=opts.user_agent or "torfetch",
         )
-
-        async def before_commit() -> None:
-            # (8) with --audit-circuits: no two isolation keys shared a circuit
-            if tor.audit is not None:
-                await tor.audit.check(net.opened_streams())
-                for line in tor.audit.describe():
-                    report.detail(line)
-
         async with net:
-            try:
-                if proof:
-                    await _fetch_verified(opts, report, net, filename, pubkey, log, result, before_commit,
-                                          sigsum=sigsum)
-                elif isinstance(kind, PackageSignature):
-                    await _fetch_package_signature(opts, report, net, kind, result, before_commit)
-                else:
-                    await _fetch_plain(opts, report, net, filename, result, before_commit)
-            except BaseExceptionGroup as eg:
-                raise first_error(eg) from None
+            yield Session(tor=tor, net=net)
+
+
+async def fetch_in_session(opts: Options, report: Reporter, session: Session, plan: FilePlan, *,
+                           db_answer: SyncDbAnswer | None = None,
+                           download_slots: trio.CapacityLimiter | None = None) -> FetchResult:
+    """Steps (3)-(8) for one file on a session's Network. ``db_answer``: the package's sha256 from the sync
+    dbs, already read (prefetch reads them once for all packages); else ``opts.pacman_conf`` is read here.
+    ``download_slots``: a package download waits for one (prefetch --jobs), its lookups do not."""
+    tor, net, kind, filename = session.tor, session.net, plan.kind, plan.filename
+    result = FetchResult(url=opts.url, filename=filename)
+
+    async def before_commit() -> None:
+        # (8) with --audit-circuits: no two isolation keys shared a circuit
+        if tor.audit is not None:
+            await tor.audit.check(net.opened_streams())
+            for line in tor.audit.describe():
+                report.detail(line)
+
+    try:
+        if isinstance(kind, Package):
+            assert plan.pubkey is not None or plan.sigsum is not None
+            await _fetch_verified(opts, report, net, filename, plan.pubkey, plan.log, result, before_commit,
+                                  sigsum=plan.sigsum, db_answer=db_answer, download_slots=download_slots)
+        elif isinstance(kind, PackageSignature):
+            await _fetch_package_signature(opts, report, net, kind, result, before_commit)
+        else:
+            await _fetch_plain(opts, report, net, filename, result, before_commit)
+    except BaseExceptionGroup as eg:
+        raise first_error(eg) from None
     return result
 
 
@@ -277,6 +324,7 @@ class SigsumCheck:
 async def _fetch_verified(
     opts: Options, report: Reporter, net: Network, filename: str, pubkey: minisign.PublicKey | None,
     log: LogConfig | None, result: FetchResult, before_commit, *, sigsum: SigsumCheck | None = None,
+    db_answer: SyncDbAnswer | None = None, download_slots: trio.CapacityLimiter | None = None,
 ) -> None:
     parsed = parse_package_filename(filename)  # classify() already checked it
     scope = filename  # isolation scope with --isolate package
@@ -332,11 +380,13 @@ async def _fetch_verified(
                 pkginfo.feed(chunk)
 
         async def download() -> None:
-            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass.
-            await net.stream(
-                "package", "GET", opts.url, sink,
-                max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
-            )
+            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass (in one of the prefetch's
+            # download slots, if it gives them: its lookups need no slot and go ahead meanwhile).
+            async with download_slots if download_slots is not None else contextlib.nullcontext():
+                await net.stream(
+                    "package", "GET", opts.url, sink,
+                    max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
+                )
             result.size = out.size
             result.sha256_hex = hasher.hexdigest()
             stop_db.set()
@@ -436,9 +486,16 @@ async def _fetch_verified(
             result.checks.append("rebuilders")
             progress.done("rebuilders")
 
+        if db_answer is not None:
+            # (3c') the db was read already (prefetch): the lookups start at once, the download must match it
+            if db_answer.sha256 is None:
+                raise VerificationError(f"{filename}: no sha256 to hold the download to ({db_answer.note})")
+            from_db.append((db_answer.sha256, db_answer.db))
+            report.info(f"{db_answer.note}: the signature and log checks start from the sync db")
+            sha_future.set(db_answer.sha256)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(download)
-            if opts.pacman_conf is not None:
+            if opts.pacman_conf is not None and db_answer is None:
                 nursery.start_soon(sync_db)
             if pubkey is not None:
                 nursery.start_soon(signature_and_log)

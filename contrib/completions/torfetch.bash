@@ -28,6 +28,24 @@ _torfetch_opts_monitor='-h --help -v --verbose --pubkey --repo-db --log-url --lo
     --json --proxy --jobs --sigsum-policy --sigsum-key'
 _torfetch_args_monitor='--pubkey --repo-db --log-url --log-key --state-dir --signer-state --proxy --jobs
     --sigsum-policy --sigsum-key'
+_torfetch_opts_prefetch='-h --help -v --verbose -q --quiet --config --transparency-url --pubkey --pubkey-file
+    --proxy --bypass-proxy-for-pkgs --rebuilder --required-rebuild-confirms --rebuilder-key --fail-on-bad
+    --log-url --log-key --log-origin --state-dir --no-upload --direct --isolate --tor-control --tor --tor-config
+    --audit-circuits --pacman-user-agent --pacman-conf --max-size --connect-timeout --read-timeout --deadline
+    --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --version --jobs --sigsum-policy --sigsum-key'
+_torfetch_args_prefetch='--config --transparency-url --pubkey --pubkey-file --proxy --rebuilder
+    --required-rebuild-confirms --rebuilder-key --log-url --log-key --log-origin --state-dir --isolate
+    --tor-control --tor --tor-config --pacman-conf --max-size --connect-timeout --read-timeout --deadline
+    --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --jobs --sigsum-policy --sigsum-key'
+_torfetch_opts_upgrade='-h --help -v --verbose -q --quiet --config --transparency-url --pubkey --pubkey-file
+    --proxy --bypass-proxy-for-pkgs --rebuilder --required-rebuild-confirms --rebuilder-key --fail-on-bad
+    --log-url --log-key --log-origin --state-dir --no-upload --direct --isolate --tor-control --tor --tor-config
+    --audit-circuits --pacman-user-agent --pacman-conf --max-size --connect-timeout --read-timeout --deadline
+    --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --version --jobs --sigsum-policy --sigsum-key'
+_torfetch_args_upgrade='--config --transparency-url --pubkey --pubkey-file --proxy --rebuilder
+    --required-rebuild-confirms --rebuilder-key --log-url --log-key --log-origin --state-dir --isolate
+    --tor-control --tor --tor-config --pacman-conf --max-size --connect-timeout --read-timeout --deadline
+    --rebuilder-timeout --lookup-timeout --low-speed-limit --low-speed-time --jobs --sigsum-policy --sigsum-key'
 
 # The value of option $1: choices where torfetch has them, files or directories where it reads or writes one,
 # nothing where it wants a URL, key, name or number (a wrong guess would be worse than none).
@@ -72,7 +90,7 @@ _torfetch()
 
     # torfetch runs a subcommand only when it is the first argument
     case ${COMP_WORDS[1]} in
-        setup | sign | monitor)
+        setup | sign | monitor | prefetch | upgrade)
             ((COMP_CWORD > 1)) && cmd=${COMP_WORDS[1]} ;;
         log)
             if ((COMP_CWORD == 2)); then
@@ -99,7 +117,7 @@ _torfetch()
     fi
     case $cmd in
         fetch)
-            ((COMP_CWORD == 1)) && COMPREPLY=($(compgen -W 'log setup sign monitor' -- "$cur")) ;;
+            ((COMP_CWORD == 1)) && COMPREPLY=($(compgen -W 'log setup sign monitor prefetch upgrade' -- "$cur")) ;;
         log_verify_entry)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from torfetch import cli
-from torfetch.commands import log, monitor, setup, sign
+from torfetch.commands import log, monitor, prefetch, setup, sign, upgrade
 
 
 @dataclass(frozen=True)
@@ -47,4 +47,6 @@ def commands() -> list[Command]:
         Command("setup", ("torfetch", "setup"), setup._parser()),
         Command("sign", ("torfetch", "sign"), sign.build_parser()),
         Command("monitor", ("torfetch", "monitor"), monitor.build_parser()),
+        Command("prefetch", ("torfetch", "prefetch"), prefetch.build_parser()),
+        Command("upgrade", ("torfetch", "upgrade"), upgrade.build_parser()),
     ]

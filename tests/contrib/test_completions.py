@@ -31,7 +31,9 @@ FILE_OPTIONS = {"fetch": {"-O": "file", "--output": "file", "--config": "file", 
                 "sign": {"--signature-dir": "dir", "--pubkey-path": "file", "--seckey-path": "file",
                          "--log-key": "file", "--state-dir": "dir", "--repo-db": "file"},
                 "monitor": {"--pubkey": "file", "--repo-db": "file", "--log-key": "file", "--state-dir": "dir",
-                            "--signer-state": "dir"}}
+                            "--signer-state": "dir"},
+                **{cmd: {"--config": "file", "--pubkey-file": "file", "--log-key": "file", "--tor-config": "file",
+                         "--state-dir": "dir", "--pacman-conf": "file"} for cmd in ("prefetch", "upgrade")}}
 
 
 def test_every_subcommand_has_a_completion() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import trio
@@ -56,6 +56,9 @@ class LogConfig:
     store: LogStateStore
     upload: bool = True
     origin: str | None = None  # --log-origin; else the name shipped with the key; else the state's first-seen
+    # one history check at a time for the tasks that share this config (torfetch prefetch, sign --jobs): one that
+    # raced another's commit would only start over against the new state (at most 5 times, then fail)
+    history_lock: trio.Lock = field(default_factory=trio.Lock, compare=False, repr=False)
 
     @property
     def origin_name(self) -> str | None:
@@ -136,6 +139,12 @@ async def check_history(net: Network, cfg: LogConfig, entry: VerifiedEntry, *, l
     another run changed this log's state meanwhile, the check runs again
     against that (bounded).
     """
+    async with cfg.history_lock:
+        return await _check_history(net, cfg, entry, limits=limits, timeout=timeout, package=package, report=report)
+
+
+async def _check_history(net: Network, cfg: LogConfig, entry: VerifiedEntry, *, limits: Limits, timeout: float,
+                         package: str, report: Callable[[str], None]) -> LogState:
     cp = entry.checkpoint
     seen = SeenTree(entry.tree, entry.origin_name, TreeHead(cp.size, cp.root_hash))
     log_id = cfg.key.log_id

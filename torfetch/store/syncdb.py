@@ -9,9 +9,11 @@ that disagree) is not an error: the lookups just wait for the download's hash.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ class SyncDbAnswer:
     sha256: str | None  # lowercase hex, None: no answer
     db: str  # the db that listed it ("core.db"), or ""
     note: str  # for -v: where the answer came from, or why there is none
+    csize: int | None = None  # %CSIZE%, where the db lists it (lookup_many: the prefetch starts the largest first)
 
 
 def lookup_sha256(pacman_conf: Path, filename: str, stop: threading.Event | None = None) -> SyncDbAnswer:
@@ -83,4 +86,67 @@ def _find_in_db(path: Path, filename: str, stop: threading.Event | None) -> str 
         os.close(fd)
 
 
-__all__ = ["SyncDbAnswer", "lookup_sha256"]
+def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | None = None) -> dict[str, SyncDbAnswer]:
+    """:func:`lookup_sha256` for many files at once (``torfetch prefetch``): each db is read once, not per file.
+
+    Same rules: a file no db lists, or that two dbs list with different sha256, has no answer. ``dbpath``
+    replaces pacman.conf's DBPath (pacman's ``--dbpath``).
+    """
+    wanted = set(filenames)
+    try:
+        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
+        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+    except TorfetchError as exc:
+        return {name: SyncDbAnswer(None, "", f"no sync db lookup: {exc.message}") for name in wanted}
+    if dbpath is not None:
+        conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
+    found: dict[str, dict[str, str]] = {name: {} for name in wanted}  # filename -> db -> sha256
+    sizes: dict[str, int] = {}
+    read = 0
+    for path in conf.sync_db_paths():
+        try:
+            listed = _scan_db(Path(path), wanted)
+        except (OSError, TorfetchError):
+            continue
+        read += 1
+        for name, (sha, csize) in listed.items():
+            found[name][os.path.basename(path)] = sha
+            if csize is not None:
+                sizes[name] = csize
+    where = f"{read} sync db(s) of {pacman_conf}" if read else f"no readable sync db under {conf.dbpath}sync/"
+    answers: dict[str, SyncDbAnswer] = {}
+    for name, by_db in found.items():
+        if not by_db:
+            answers[name] = SyncDbAnswer(None, "", f"{name} is not listed in {where}")
+        elif len(set(by_db.values())) > 1:
+            answers[name] = SyncDbAnswer(None, "", f"sync dbs {', '.join(sorted(by_db))} list different sha256 "
+                                         f"for {name}")
+        else:
+            db = next(iter(by_db))
+            answers[name] = SyncDbAnswer(by_db[db], db, f"sync db {db} lists sha256 {by_db[db]} for {name}",
+                                         csize=sizes.get(name))
+    return answers
+
+
+def _scan_db(path: Path, wanted: set[str]) -> dict[str, tuple[str, int | None]]:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    out: dict[str, tuple[str, int | None]] = {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return out
+        os.set_blocking(fd, True)
+        reader = RepoDbReader(DB_LIMITS, source=path.name)
+        for _ in range(DB_LIMITS.max_compressed // CHUNK + 2):
+            chunk = os.read(fd, CHUNK * 16)
+            if not chunk:
+                break
+            for pkg in reader.feed(chunk):
+                if pkg.filename in wanted:
+                    out[pkg.filename] = (pkg.sha256, pkg.csize)
+        reader.finish()
+        return out
+    finally:
+        os.close(fd)
+
+
+__all__ = ["SyncDbAnswer", "lookup_many", "lookup_sha256"]
