@@ -26,6 +26,8 @@ TORFETCH = [sys.executable, "-m", "torfetch"]
 # bound on the mirror's wait for its gate; below torfetch's low-speed rule (30 s), so a gate that never opens
 # shows up as an ordering failure, not as a stalled download
 GATE_SECONDS = 20
+# what torfetch -v says once its sync-db lookup answered, one way or the other
+DB_VERDICTS = ("start from the sync db", "does not exist", "no readable sync db", "is not listed in")
 
 
 class Events:
@@ -35,6 +37,7 @@ class Events:
         self.seen: list[str] = []
         self.log_asked = threading.Event()
         self.signature_served = threading.Event()
+        self.db_answered = threading.Event()  # torfetch said (stderr, -v) that the sync db gave the sha256
         self._lock = threading.Lock()
 
     def add(self, what: str) -> None:
@@ -113,12 +116,25 @@ def fetch(tmp_path: Path, repo: Repo, mirror: FileServer, log: RekorServer, conf
     pkg = repo.packages["hello"]
     out = tmp_path / "cache" / (pkg.name + ".part")
     out.parent.mkdir(exist_ok=True)
-    r = subprocess.run(
-        [*TORFETCH, "-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
-         "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
-         "--pacman-conf", str(conf), "--config", "/dev/null", "-O", str(out), f"{mirror.url}/repo/{pkg.name}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    cmd = [*TORFETCH, "-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
+           "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
+           "--pacman-conf", str(conf), "--config", "/dev/null", "-O", str(out), f"{mirror.url}/repo/{pkg.name}"]
+    events = getattr(mirror, "events", None)
+    lines: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        def read_stderr() -> None:
+            # torfetch's own -v line orders the test's gates after the db lookup, without timing anything
+            for line in proc.stderr:
+                lines.append(line)
+                if events is not None and any(m in line for m in DB_VERDICTS):
+                    events.db_answered.set()
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        stdout = proc.stdout.read()  # torfetch writes nothing there; EOF when it exits
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+    r = subprocess.CompletedProcess(cmd, proc.returncode, stdout, "".join(lines))
     return r, out
 
 
@@ -147,8 +163,8 @@ def test_db_listing_another_sha256_is_refused(tmp_path: Path, repo: Repo) -> Non
     repo.key.sign_hex(sha256_file(pkg), pkg.name, repo.sig_path("hello"))
     events = Events()
     # the check fails on the signature (made over other bytes than the db lists), so the log is never asked:
-    # the mirror lets the rest go once the signature was served
-    with HoldingMirror(repo.root, events, pkg.name, gate=events.signature_served) as mirror, \
+    # the mirror lets the rest go once torfetch said the sync db answered (so the db's hash is the one held)
+    with HoldingMirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, \
             WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, conf)
     assert r.returncode == 1, r.stderr
@@ -172,9 +188,9 @@ def test_without_a_sync_db_the_lookups_wait_for_the_download(tmp_path: Path, rep
         shutil.move(tmp_path / "dbpath" / "sync" / "test.db", tmp_path / "dbpath" / "sync" / "other.db")
         _relist(repo, tmp_path / "dbpath" / "sync" / "other.db")
     events = Events()
-    events.log_asked.set()  # nothing to wait for: the mirror streams the package straight through
     pkg = repo.packages["hello"]
-    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+    # the rest goes once torfetch said what the db lookup found, so that verdict is always in its output
+    with HoldingMirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, conf)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == pkg.read_bytes()
