@@ -196,3 +196,15 @@ def test_rotated_key_signs_again(tmp_path, repo, rekor) -> None:
     assert r.returncode == 0 and "signed 5, proven in the log 5" in r.stdout, r.stderr
     pkg = repo.packages["beta"]
     assert minisign_verifies(new.pub, pkg, tmp_path / "sigs" / (pkg.name + ".t")).returncode == 0
+
+
+def test_published_files_are_world_readable_whatever_the_umask(tmp_path, repo, rekor) -> None:
+    """A web server running as another user must be able to serve every .t (mkstemp alone makes 0600)."""
+    import stat as stat_
+
+    _, log = rekor
+    r = subprocess.run([TORFETCH, *sign_args(repo, log, tmp_path)], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0o077))
+    assert r.returncode == 0, r.stderr
+    modes = {p.name: stat_.S_IMODE(p.stat().st_mode) for p in (tmp_path / "sigs").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes

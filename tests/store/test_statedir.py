@@ -215,3 +215,24 @@ def test_system_dir_named_in_the_config_gets_the_same_one_line_fix(world_dir: Pa
     own = world_dir / "mine"
     assert _in_child_as_nobody(lambda: state_dir_for(own, system_dir=system, pacman_conf=conf)) == ("ok", own)
     assert _in_child_as_nobody(lambda: state_dir_for(None, system_dir=system, pacman_conf=conf))[0] == "err"
+
+
+def test_operator_tools_keep_their_state_apart_from_the_clients() -> None:
+    from torfetch.store.statedir import OPERATOR_STATE_DIR, SYSTEM_STATE_DIR, default_operator_state_dir
+
+    assert default_operator_state_dir(euid=0) == OPERATOR_STATE_DIR != SYSTEM_STATE_DIR
+    assert default_operator_state_dir(euid=1000, environ={"XDG_STATE_HOME": "/x/state"}) == \
+        Path("/x/state/torfetch-operator")
+    assert default_operator_state_dir(euid=1000, environ={}, home=Path("/home/op")) == \
+        Path("/home/op/.local/state/torfetch-operator")
+
+
+def test_sign_and_monitor_default_to_the_operator_directory() -> None:
+    # the three operator entry points resolve a missing --state-dir through the operator default
+    import inspect
+
+    from torfetch.operator import monitor, signer, sigsum_monitor
+
+    for mod in (monitor, signer, sigsum_monitor):
+        src = inspect.getsource(mod)
+        assert "default_operator_state_dir()" in src and "default_state_dir()" not in src, mod.__name__

@@ -32,7 +32,7 @@ from ..net.http import Network
 from ..net.rekor import DEFAULT_LOG_URL, LogConfig, check_history, load_log_key
 from ..report import Reporter
 from ..store.logstate import LogStateStore
-from ..store.statedir import default_state_dir
+from ..store.statedir import default_operator_state_dir
 from ..store.monitorstate import MISSING, CheckedEntry, MonitorStore
 from ..store.signatures import DB_FILE as SIGNER_DB, SignatureStore
 from ..verify.minisign import PublicKey, sanitise
@@ -208,7 +208,7 @@ async def run_monitor(opts: MonitorOptions, report: Reporter) -> MonitorResult:
     log_url = (opts.log_url or DEFAULT_LOG_URL).rstrip("/")
     if not opts.log_key and log_url != DEFAULT_LOG_URL:
         raise ConfigError(f"--log-url {log_url} needs --log-key (the log's public key, PEM)")
-    state_dir = opts.state_dir or default_state_dir()
+    state_dir = opts.state_dir or default_operator_state_dir()
     cfg = LogConfig(url=log_url, key=load_log_key(opts.log_key), store=LogStateStore(state_dir), upload=False)
     result = MonitorResult()
     expected = ExpectedArtifacts()

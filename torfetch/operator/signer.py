@@ -32,7 +32,7 @@ from ..net.http import Network
 from ..net.rekor import DEFAULT_LOG_URL, LogConfig, load_log_key, prove_in_log
 from ..report import Reporter
 from ..store.logstate import LogStateStore
-from ..store.statedir import default_state_dir
+from ..store.statedir import default_operator_state_dir
 from ..store.output import fsync_directory
 from ..store.signatures import FAILED, VERIFIED, SignatureStore
 from ..verify.minisign import PublicKey, Signature, sanitise
@@ -110,10 +110,18 @@ def _read_small(path: Path, what: str) -> bytes:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+#: a .t or .proof exists to be published: readable by the web server that serves --signature-dir
+PUBLISHED_MODE = 0o644
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file in the same directory, fsync, rename, fsync the directory: never half a .t."""
+    """Temporary file in the same directory, fsync, rename, fsync the directory: never half a .t.
+
+    The file is 0644 whatever the umask (mkstemp makes 0600, which a web server running as another user
+    cannot read: every client would then fail closed on a 404 or 403)."""
     fd, tmp = tempfile.mkstemp(prefix=".torfetch-sign.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, PUBLISHED_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -171,7 +179,7 @@ async def run_sign(opts: SignOptions, report: Reporter, password: Callable[[], b
         from .sigsum_sign import prepare
 
         prepare(opts.sigsum)  # a bad policy or key is a usage error before the db is read
-    state_dir = opts.state_dir or default_state_dir()
+    state_dir = opts.state_dir or default_operator_state_dir()
     summary = SignSummary(sigsum=opts.sigsum is not None, minisign=minisign)
 
     async with Network(proxy=opts.proxy, timeouts=opts.timeouts) as net:

@@ -209,7 +209,7 @@ async def monitor_sigsum(cfg: SigsumMonitorConfig, *, repo_dbs: tuple[str, ...],
                          proxy: str | None, timeouts: Timeouts, report: Reporter) -> SigsumMonitorResult:
     """The whole Sigsum monitor run: the dbs' checksums, then every log of the policy."""
     from ..errors import ConfigError
-    from ..store.statedir import default_state_dir
+    from ..store.statedir import default_operator_state_dir
     from ..verify.log_frontier import expected_checksum
     from .repodb_fetch import read_repodb
 
@@ -218,7 +218,7 @@ async def monitor_sigsum(cfg: SigsumMonitorConfig, *, repo_dbs: tuple[str, ...],
     load_policy(cfg.policy_path)  # usage errors before anything is read
     load_public_key(cfg.submitter_key)
     expected: set[bytes] = set()
-    store = MonitorStore(state_dir or default_state_dir())
+    store = MonitorStore(state_dir or default_operator_state_dir())
     try:
         async with Network(proxy=proxy, timeouts=timeouts) as net:
             n = 0

@@ -155,3 +155,20 @@ def state_dir_for(explicit: Path | None, *, system_dir: Path = SYSTEM_STATE_DIR,
     if explicit == system_dir and os.geteuid() != 0:
         check_state_dir(explicit, current_user(), owner=download_user_name(pacman_conf))
     return explicit
+
+
+OPERATOR_STATE_DIR = Path("/var/lib/torfetch-operator")
+
+
+def default_operator_state_dir(*, euid: int | None = None, environ: dict[str, str] | None = None,
+                               home: Path | None = None, system_dir: Path = OPERATOR_STATE_DIR) -> Path:
+    """Where ``torfetch sign`` and ``monitor`` keep their records without --state-dir: never the client's
+    /var/lib/torfetch, which belongs to pacman's DownloadUser (and whose mere existence makes it the client's
+    default), but a directory of the operator's own: /var/lib/torfetch-operator for root, else
+    ``$XDG_STATE_HOME/torfetch-operator``. The stores create it (0700) on first use."""
+    if (os.geteuid() if euid is None else euid) == 0:
+        return system_dir
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_STATE_HOME") or None
+    base = Path(xdg) if xdg else (home or Path(os.path.expanduser("~"))) / ".local" / "state"
+    return base / "torfetch-operator"

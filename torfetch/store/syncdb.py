@@ -55,8 +55,8 @@ def lookup_sha256(pacman_conf: Path, filename: str, stop: threading.Event | None
         if sha is not None:
             found[os.path.basename(path)] = sha
     if not found:
-        where = f"{read} sync db(s) of {pacman_conf}" if read else f"no readable sync db under {conf.dbpath}sync/"
-        return SyncDbAnswer(None, "", f"{filename} is not listed in {where}: the lookups wait for the download")
+        return SyncDbAnswer(None, "", _not_found(filename, read, pacman_conf, conf.dbpath) +
+                            ": the lookups wait for the download")
     if len(set(found.values())) > 1:
         return SyncDbAnswer(None, "", f"sync dbs {', '.join(sorted(found))} list different sha256 for {filename}: "
                             "the lookups wait for the download")
@@ -113,11 +113,10 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
             found[name][os.path.basename(path)] = sha
             if csize is not None:
                 sizes[name] = csize
-    where = f"{read} sync db(s) of {pacman_conf}" if read else f"no readable sync db under {conf.dbpath}sync/"
     answers: dict[str, SyncDbAnswer] = {}
     for name, by_db in found.items():
         if not by_db:
-            answers[name] = SyncDbAnswer(None, "", f"{name} is not listed in {where}")
+            answers[name] = SyncDbAnswer(None, "", _not_found(name, read, pacman_conf, conf.dbpath))
         elif len(set(by_db.values())) > 1:
             answers[name] = SyncDbAnswer(None, "", f"sync dbs {', '.join(sorted(by_db))} list different sha256 "
                                          f"for {name}")
@@ -150,3 +149,10 @@ def _scan_db(path: Path, wanted: set[str]) -> dict[str, tuple[str, int | None]]:
 
 
 __all__ = ["SyncDbAnswer", "lookup_many", "lookup_sha256"]
+
+
+def _not_found(filename: str, read: int, pacman_conf: object, dbpath: str) -> str:
+    if read:
+        return f"{filename} is not listed in {read} sync db(s) of {pacman_conf}"
+    return (f"no readable sync db under {dbpath}sync/ (the DBPath of {pacman_conf}; --pacman-conf or "
+            f"pacman_conf names another) lists {filename}")
