@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..errors import ConfigError, SigsumPolicyError
 from ..localfile import read_local_file
-from ..verify.sigsum_key import looks_like_key_text, parse_public_key
 from ..verify.sigsum_policy import MAX_POLICY_BYTES, Policy, parse_policy
 
 MAX_SECRET_KEY_BYTES = 16 * 1024  # an OpenSSH Ed25519 private key is ~400 bytes
@@ -53,9 +52,9 @@ def raw_public(key: Ed25519PrivateKey) -> bytes:
 
 def load_public_key(text: str) -> bytes:
     """--sigsum-key: an ``ssh-ed25519`` line, 64 hex digits, or a file holding one → 32 raw bytes."""
-    if looks_like_key_text(text):
-        return parse_public_key(text)
-    return parse_public_key(read_local_file(text, what="--sigsum-key", max_bytes=8192).data)
+    from ..keyfiles import load_sigsum_key  # one loader for fetch and monitor (same messages)
+
+    return load_sigsum_key(text)
 
 
 def load_token(text: str | None) -> str | None:
