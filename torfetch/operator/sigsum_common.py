@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import ConfigError, SigsumPolicyError
+from ..errors import ConfigError, SigsumPolicyError, TorfetchError
 from ..localfile import read_local_file
 from ..verify.sigsum_policy import MAX_POLICY_BYTES, Policy, parse_policy
 
@@ -28,6 +29,15 @@ def logs_with_url(policy: Policy, path: Path) -> list[tuple[bytes, str]]:
     out = [(kh, log.url.rstrip("/")) for kh, log in policy.logs.items() if log.url]
     if not out:
         raise ConfigError(f"--sigsum-policy {path}: no log line gives a URL (log <hex key> <url>): nothing to talk to")
+    return out
+
+
+def at_log(exc: TorfetchError, url: str, policy_path: Path) -> TorfetchError:
+    """``exc`` (same type, status and cause) naming the log's URL and the policy file whose log line gave it."""
+    msg = exc.message if url in exc.message else f"Sigsum log {url}: {exc.message}"
+    out = copy.copy(exc)  # keeps HTTPStatusError.status, the hint and the exit code
+    out.message = f"{msg} (the log named in --sigsum-policy {policy_path})"
+    out.args = (out.message,)
     return out
 
 

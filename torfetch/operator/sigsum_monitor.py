@@ -95,7 +95,9 @@ async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: s
         try:
             await _one_log(client, cfg, policy, log_kh, pub, expected, store, result, report)
         except TorfetchError as exc:
-            result.problems.append(exc.one_line() if url in exc.message else f"Sigsum log {url}: {exc.one_line()}")
+            # the message, not one_line(): the PROBLEM line already carries the program's prefix
+            result.problems.append(exc.message if exc.message.startswith(f"Sigsum log {url}")
+                                   else f"Sigsum log {url}: {exc.message}")
     for log_kh, log in policy.logs.items():
         if not log.url:  # clients accept its proofs all the same: unwatched is not clean
             result.problems.append(f"Sigsum log {log_kh.hex()} of the policy has no URL: proofs from it verify, "
@@ -129,19 +131,19 @@ async def _one_log(client: SigsumLogClient, cfg: SigsumMonitorConfig, policy: Po
     old = Frontier.from_bytes(row.head_size, row.head_nodes) if row else Frontier()
     old_root = row.head_root if row and row.head_size else old.root()
     if head.size < old.size:
-        raise SigsumSplitViewError(f"Sigsum log {url}: its tree head has {head.size} leaves, but this monitor "
-                                   f"verified {old.size} before: the log went back in time")
+        raise SigsumSplitViewError(f"Sigsum log {url}: split view: its tree head has {head.size} leaves, but this "
+                                   f"monitor verified {old.size} before: the log went back in time")
     if head.size == old.size:
         if head.root_hash != old_root:
-            raise SigsumSplitViewError(f"Sigsum log {url}: a tree head of size {head.size} with another root than "
-                                       "the one verified before: the log forked its history")
+            raise SigsumSplitViewError(f"Sigsum log {url}: split view: a tree head of size {head.size} with another "
+                                       "root than the one verified before: the log forked its history")
     elif old.size > 0:
         proof = await client.consistency_proof(old.size, head.size)
         try:
             merkle.verify_consistency(old.size, head.size, old_root, head.root_hash, proof)
         except ConsistencyProofError as exc:
-            raise SigsumSplitViewError(f"Sigsum log {url}: the tree of {head.size} leaves is not an extension of "
-                                       f"the {old.size} verified before ({exc.message})") from exc
+            raise SigsumSplitViewError(f"Sigsum log {url}: split view: the tree of {head.size} leaves is not an "
+                                       f"extension of the {old.size} verified before ({exc.message})") from exc
         report.passed(f"Sigsum log {url}: consistent from size {old.size} to {head.size}")
     # (3) leaves from where the last run stopped (a run cut short resumes at pos; beyond the head: read again)
     pos = Frontier.from_bytes(row.pos_size, row.pos_nodes) if row else Frontier()

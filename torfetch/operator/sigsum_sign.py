@@ -34,7 +34,7 @@ from ..verify.sigsum import leaf_signed_data, sigsum_leaf_hash, verify_proof, ve
 from ..verify.sigsum_key import key_hash
 from ..verify.sigsum_policy import Policy
 from ..verify.sigsum_proof import MAX_PROOF_BYTES, SigsumLeaf, SigsumProof, parse_proof, serialize_proof
-from .sigsum_common import load_policy, load_secret_key, logs_with_url, raw_public
+from .sigsum_common import at_log, load_policy, load_secret_key, logs_with_url, raw_public
 
 POLL_INTERVAL = 1.0  # seconds between add-leaf / get-tree-head polls (sigsum-submit: 2 s)
 PROOF_WAIT = 300.0  # seconds per package and log until a cosigned proof (a public log rotates every 30 s or so)
@@ -157,6 +157,7 @@ async def _submit_one(net: Network, cfg: SigsumSignConfig, ready: _Ready, store:
         try:
             proof = await _proof_from(client, cfg, ready, store, log_kh, message, signature, leaf_hash, sha, filename)
         except (NetworkError, SigsumError) as exc:
+            exc = at_log(exc, url, cfg.policy_path)  # which log failed, and where its URL came from
             failures.append(exc)
             if len(ready.logs) > 1:
                 report.detail(f"{filename}: {exc.one_line()}; trying the next log")
