@@ -163,6 +163,18 @@ def check_sigsum_proof(*, filename: str, proof_bytes: bytes, sha256: bytes, subm
     return verify_proof(proof, sha256, submitter_pub, policy, filename)
 
 
+def split_view_signers(policy: Policy, seen: VerifiedTreeHead) -> str:
+    """Who vouched for the rejected tree head: the log, and the policy's witnesses that cosigned it (none may
+    have had to, under ``quorum none``)."""
+    names = sorted(w.name for kh, w in policy.witnesses.items() if kh in seen.witnesses)
+    if policy.required_cosignatures() == 0:
+        also = f" (witnesses {', '.join(names)[:200]} cosigned it too)" if names else ""
+        return (f"the log alone signed both histories{also}: under the policy's quorum {policy.quorum_name} "
+                "no witness had to cosign")
+    return (f"the log and witnesses {', '.join(names)[:200]} signed this history (and a quorum of the policy "
+            "signed the one seen before)")
+
+
 # --- what this machine saw before (the decision; store/sigsumstate.py keeps it on disk) -------------------------
 
 MAX_REMEMBERED_HEADS = 512  # per log: the largest head always, then the largest sizes seen
@@ -195,7 +207,8 @@ def remember_tree_head(memory: SigsumLogMemory, seen: VerifiedTreeHead, *, filen
         raise SigsumSplitViewError(
             f"{what}log {seen.log_keyhash.hex()[:16]}… shows a tree of size {seen.size} with root "
             f"{seen.root_hash.hex()}, but this machine saw that size with root {old.hex()}",
-            hint="the log and a quorum of witnesses signed two histories: keep both tree heads and report them")
+            hint="the log signed two histories (and, if the policy requires any, witnesses cosigned both): "
+                 "report both tree heads to the repository's and the log's operators")
     heads = dict(memory.heads)
     heads[seen.size] = seen.root_hash
     if len(heads) > MAX_REMEMBERED_HEADS:
