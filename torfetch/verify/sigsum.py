@@ -91,14 +91,9 @@ def _short(kh: bytes) -> str:
     return kh.hex()[:16]
 
 
-def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, *, what: str = "tree head") -> VerifiedTreeHead:
-    """The log is in the policy, its signature verifies, and the policy's witnesses' cosignatures meet the quorum."""
-    log = policy.logs.get(log_keyhash)
-    if log is None:
-        raise SigsumQuorumError(f"{what}: log {log_keyhash.hex()} is not in the Sigsum policy")
+def policy_cosigners(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead) -> tuple[set[bytes], list[str]]:
+    """(keyhashes of the policy's witnesses whose cosignature verifies, names of those whose does not)."""
     th = cth.tree_head
-    if not ed25519_ok(log.pubkey, tree_head_text(log_keyhash, th.size, th.root_hash), th.signature):
-        raise SigsumSignatureError(f"{what}: the log's signature over its tree head (size {th.size}) does not verify")
     verified: set[bytes] = set()
     failed: list[str] = []
     for cs in cth.cosignatures:
@@ -109,6 +104,18 @@ def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, 
             verified.add(cs.keyhash)
         else:
             failed.append(witness.name)
+    return verified, failed
+
+
+def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, *, what: str = "tree head") -> VerifiedTreeHead:
+    """The log is in the policy, its signature verifies, and the policy's witnesses' cosignatures meet the quorum."""
+    log = policy.logs.get(log_keyhash)
+    if log is None:
+        raise SigsumQuorumError(f"{what}: log {log_keyhash.hex()} is not in the Sigsum policy")
+    th = cth.tree_head
+    if not ed25519_ok(log.pubkey, tree_head_text(log_keyhash, th.size, th.root_hash), th.signature):
+        raise SigsumSignatureError(f"{what}: the log's signature over its tree head (size {th.size}) does not verify")
+    verified, failed = policy_cosigners(policy, log_keyhash, cth)
     if not policy.quorum_met(verified):
         need = policy.required_cosignatures()
         bad = f"; bad cosignature from {', '.join(sorted(failed))[:200]}" if failed else ""
