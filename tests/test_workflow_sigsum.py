@@ -267,6 +267,36 @@ def test_split_view_refused_and_older_head_accepted(tmp_path: Path, repo: Repo) 
     assert not out.exists()
     after = json.loads((s.state / "sigsum-heads.json").read_text())["logs"][log.key.keyhash.hex()]
     assert after == doc  # the forked head is not remembered
+    # who signed, the rejected proof kept for the report, where it came from
+    assert "the log and witnesses W1, W2 signed this history" in line, line
+    (saved,) = s.state.glob(f"sigsum-split-view-*-{log.key.keyhash.hex()[:16]}.proof")
+    assert saved.read_bytes() == (repo.sig_dir / (repo.packages["hello"].name + ".proof")).read_bytes()
+    assert f"saved as {saved}" in line and f"{mirror.url}/sigs/{repo.packages['hello'].name}.proof" in line, line
+    assert "report it to the repository's and the log's operators" in line, line
+
+
+def test_split_view_under_quorum_none_says_the_log_alone_signed(tmp_path: Path, repo: Repo) -> None:
+    log = TestLog(witnesses=[])
+    log.add_filler(3)
+    s = Setup(tmp_path, repo, log)
+    s.policy.write_bytes(log.policy_text(quorum="none"))
+    s.publish("hello")
+    size = len(log.leaves)
+    with FileServer(repo.root) as mirror:
+        r, _ = s.fetch(mirror, "hello")
+        assert r.returncode == 0, r.stderr
+        fork = TestLog(key=log.key, witnesses=[], leaves=[lf for lf in log.leaves
+                                                          if lf.keyhash == SUBMITTER.keyhash])
+        fork.add_filler(size - len(fork.leaves))
+        assert _root_hex(fork) != _root_hex(log)
+        s.publish("hello", log=fork)
+        (tmp_path / "cache" / (repo.packages["hello"].name + ".part")).unlink()
+        r, out = s.fetch(mirror, "hello")
+    assert r.returncode == 1, r.stderr
+    line = _error_line(r.stderr)
+    assert "the log alone signed both histories" in line and "quorum none" in line, line
+    assert "quorum of witnesses" not in r.stderr
+    assert len(list(s.state.glob("sigsum-split-view-*.proof"))) == 1 and not out.exists()
 
 
 VECTORS = Path(__file__).parent / "vectors" / "sigsum"

@@ -53,11 +53,15 @@ def parse_rebuilder_key(text: str) -> tuple[str, str]:
 def load_sigsum_key(text: str) -> bytes:
     """--sigsum-key KEY: an ``ssh-ed25519`` line, 64 hex digits, or a file holding one → 32 raw bytes. ConfigError."""
     from .localfile import read_local_file
-    from .verify.sigsum_key import looks_like_key_text, parse_public_key
+    from .verify.sigsum_key import PRIVATE_KEY_MESSAGE, is_private_key, looks_like_key_text, parse_public_key
 
     if looks_like_key_text(text):
         return parse_public_key(text)
     f = read_local_file(text.strip(), what="--sigsum-key file", max_bytes=MAX_KEY_FILE_BYTES)
+    if is_private_key(f.data):
+        # the secret half (submit.key) where its public half (submit.key.pub) was meant: say which to give
+        pub = f"{f.path}.pub" if f.path.suffix != ".pub" else "the ssh-ed25519 line sigsum-key generate wrote"
+        raise ConfigError(f"--sigsum-key {f.path}: {PRIVATE_KEY_MESSAGE} ({pub})")
     try:
         return parse_public_key(f.data)
     except ConfigError as exc:

@@ -43,11 +43,11 @@ from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
-from .store.sigsumstate import SigsumStateStore, remember_async
+from .store.sigsumstate import SigsumStateStore, SplitViewEvidence, remember_async
 from .store.statedir import state_dir_for
 from .verify import minisign, openpgp
 from .verify.rebuilder import RebuilderSpec
-from .verify.sigsum import check_sigsum_proof
+from .verify.sigsum import check_sigsum_proof, split_view_signers
 from .verify.sigsum_policy import Policy
 from .verify.transparency import check_transparency_signature
 
@@ -423,7 +423,8 @@ async def _fetch_verified(
                                           submitter_pub=sigsum.key, policy=sigsum.policy)
             th = verified.tree_head
             # (5b) A tree head of a size seen before must have the same root (else: a split view).
-            await remember_async(sigsum.store, th, filename=filename)
+            await remember_async(sigsum.store, th, filename=filename, evidence=SplitViewEvidence(
+                data, url, split_view_signers(sigsum.policy, th)))  # a split view keeps the proof for a report
             names = sorted(w.name for kh, w in sigsum.policy.witnesses.items() if kh in th.witnesses)
             report.passed(f"Sigsum proof of {filename} verified offline: leaf {verified.leaf_index} of log "
                           f"{th.log_keyhash.hex()[:16]}… (tree size {th.size}), cosigned by "

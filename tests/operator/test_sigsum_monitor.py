@@ -115,4 +115,5 @@ def test_a_log_and_witness_gone_back_in_time_is_a_split_view(sigsum_tools: Sigsu
         log.restart_log_empty()
         again = run(*argv)
     assert again.returncode == 1
-    assert "sigsum split view" in again.stdout and "went back in time" in again.stdout
+    assert "PROBLEM: Sigsum log" in again.stdout and "split view: its tree head" in again.stdout
+    assert "went back in time" in again.stdout

@@ -84,10 +84,15 @@ def test_dry_run_lists_what_it_would_submit_and_writes_nothing(repo: Repo, sigsu
 def test_a_log_that_is_down_fails_with_exit_3_and_writes_no_proof(repo: Repo, sigsum_log: SigsumLog,  # noqa: F811
                                                                   submitter: SigsumKey, tmp_path: Path) -> None:
     policy = tmp_path / "policy"
-    policy.write_text(sigsum_log.policy_text().replace(sigsum_log.url, f"http://127.0.0.1:{closed_port()}"))
+    down = f"http://127.0.0.1:{closed_port()}"
+    policy.write_text(sigsum_log.policy_text().replace(sigsum_log.url, down))
     r = run(*args(repo, tmp_path, policy, submitter), timeout=120)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "failed 2" in r.stdout and "cannot connect" in r.stderr
+    # each failure names the log's URL and the policy file that named it
+    errors = [ln for ln in r.stderr.splitlines() if "cannot connect" in ln]
+    assert len(errors) == 2 and all(f"Sigsum log {down}" in ln and f"--sigsum-policy {policy}" in ln
+                                    for ln in errors), r.stderr
     assert not list((tmp_path / "sigs").glob("*.proof"))
     with sqlite3.connect(tmp_path / "state/signatures.sqlite") as db:
         assert db.execute("SELECT count(*) FROM sigsum WHERE state = 'failed'").fetchone() == (2,)

@@ -72,7 +72,8 @@ def main(argv: list[str]) -> int:
         if ns.sigsum_policy is not None:
             from ..operator.sigsum_monitor import SigsumMonitorConfig, monitor_sigsum
 
-            sig = await monitor_sigsum(SigsumMonitorConfig(ns.sigsum_policy, ns.sigsum_key),
+            sig = await monitor_sigsum(SigsumMonitorConfig(ns.sigsum_policy, ns.sigsum_key,
+                                                           signer_state=ns.signer_state),
                                        repo_dbs=tuple(ns.repo_db), state_dir=ns.state_dir, proxy=ns.proxy,
                                        timeouts=MonitorOptions(pubkey="", repo_dbs=()).timeouts, report=report)
         return rekor, sig

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import ConfigError, SigsumPolicyError
+from ..errors import ConfigError, SigsumPolicyError, TorfetchError
 from ..localfile import read_local_file
-from ..verify.sigsum_key import looks_like_key_text, parse_public_key
 from ..verify.sigsum_policy import MAX_POLICY_BYTES, Policy, parse_policy
 
 MAX_SECRET_KEY_BYTES = 16 * 1024  # an OpenSSH Ed25519 private key is ~400 bytes
@@ -29,6 +29,15 @@ def logs_with_url(policy: Policy, path: Path) -> list[tuple[bytes, str]]:
     out = [(kh, log.url.rstrip("/")) for kh, log in policy.logs.items() if log.url]
     if not out:
         raise ConfigError(f"--sigsum-policy {path}: no log line gives a URL (log <hex key> <url>): nothing to talk to")
+    return out
+
+
+def at_log(exc: TorfetchError, url: str, policy_path: Path) -> TorfetchError:
+    """``exc`` (same type, status and cause) naming the log's URL and the policy file whose log line gave it."""
+    msg = exc.message if url in exc.message else f"Sigsum log {url}: {exc.message}"
+    out = copy.copy(exc)  # keeps HTTPStatusError.status, the hint and the exit code
+    out.message = f"{msg} (the log named in --sigsum-policy {policy_path})"
+    out.args = (out.message,)
     return out
 
 
@@ -53,9 +62,9 @@ def raw_public(key: Ed25519PrivateKey) -> bytes:
 
 def load_public_key(text: str) -> bytes:
     """--sigsum-key: an ``ssh-ed25519`` line, 64 hex digits, or a file holding one → 32 raw bytes."""
-    if looks_like_key_text(text):
-        return parse_public_key(text)
-    return parse_public_key(read_local_file(text, what="--sigsum-key", max_bytes=8192).data)
+    from ..keyfiles import load_sigsum_key  # one loader for fetch and monitor (same messages)
+
+    return load_sigsum_key(text)
 
 
 def load_token(text: str | None) -> str | None:

@@ -15,6 +15,7 @@ re-reported every run until a db holds the package.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from ..net.http import Network
 from ..net.sigsum_log import SigsumLogClient
 from ..report import Reporter
 from ..store.monitorstate import MonitorStore, SigsumLeafRow
+from ..store.signatures import DB_FILE as SIGNER_DB, SignatureStore
 from ..verify import merkle
 from ..verify.log_frontier import ALERT, BAD_SIGNATURE, FOREIGN, OK, Frontier, classify_leaf
+from ..verify.minisign import sanitise
 from ..verify.sigsum import ed25519_ok, leaf_signed_data, sigsum_leaf_hash, verify_tree_head
 from ..verify.sigsum_key import key_hash
 from ..verify.sigsum_policy import Policy
@@ -46,6 +49,27 @@ class SigsumMonitorConfig:
     submitter_key: str  # --sigsum-key: an ssh-ed25519 line, 64 hex digits or a file
     batch: int = BATCH
     max_requests: int = MAX_REQUESTS
+    signer_state: Path | None = None  # --signer-state: the signer's records name alerts (default: --state-dir)
+
+
+UNKNOWN = "filename unknown (a Sigsum leaf names no file, and the signer has no record of it)"
+
+
+def signer_names(signer: SignatureStore | None, checksums: set[str]) -> dict[str, str]:
+    """Leaf checksum (hex) → what the signer recorded for it, for the given checksums (a package released and
+    later removed from the db, told apart from a leaf nobody here made). Blocking: run in a thread."""
+    out: dict[str, str] = {}
+    if signer is None or not checksums:
+        return out
+    for rec in signer.sigsum_all():
+        try:
+            checksum = hashlib.sha256(bytes.fromhex(rec.sha256)).hexdigest()  # what the signer submitted for it
+        except ValueError:
+            continue
+        if checksum in checksums and checksum not in out:
+            out[checksum] = (f"the signer recorded it as {sanitise(rec.filename)} "
+                             f"(sha256 {sanitise(rec.sha256, 64)}), not in any given db")
+    return out
 
 
 @dataclass(frozen=True)
@@ -54,15 +78,16 @@ class SigsumAlert:
     log_keyhash: str
     leaf_index: int
     checksum: str
+    known: str = UNKNOWN  # what the signer's records say of it
 
     def line(self) -> str:
         return (f"torfetch monitor: ALERT: Sigsum log {self.log_url} leaf index {self.leaf_index}, checksum "
                 f"{self.checksum}: signed with the operator's Sigsum key but sha256(sha256(package)) of no package "
-                f"in the given repository dbs")
+                f"in the given repository dbs; {self.known}")
 
     def as_dict(self) -> dict[str, object]:
         return {"log": "sigsum", "log_url": self.log_url, "log_keyhash": self.log_keyhash,
-                "log_index": self.leaf_index, "checksum": self.checksum}
+                "log_index": self.leaf_index, "checksum": self.checksum, "known": self.known}
 
 
 @dataclass
@@ -83,7 +108,8 @@ class SigsumMonitorResult:
 
 
 async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: set[bytes], store: MonitorStore,
-                             timeouts: Timeouts, report: Reporter) -> SigsumMonitorResult:
+                             timeouts: Timeouts, report: Reporter,
+                             signer: SignatureStore | None = None) -> SigsumMonitorResult:
     """``expected``: the checksums (sha256 of each package's raw sha256) of every package in the dbs."""
     policy = load_policy(cfg.policy_path)
     pub = load_public_key(cfg.submitter_key)
@@ -95,18 +121,25 @@ async def run_sigsum_monitor(net: Network, cfg: SigsumMonitorConfig, expected: s
         try:
             await _one_log(client, cfg, policy, log_kh, pub, expected, store, result, report)
         except TorfetchError as exc:
-            result.problems.append(exc.one_line() if url in exc.message else f"Sigsum log {url}: {exc.one_line()}")
+            # the message, not one_line(): the PROBLEM line already carries the program's prefix
+            result.problems.append(exc.message if exc.message.startswith(f"Sigsum log {url}")
+                                   else f"Sigsum log {url}: {exc.message}")
     for log_kh, log in policy.logs.items():
         if not log.url:  # clients accept its proofs all the same: unwatched is not clean
             result.problems.append(f"Sigsum log {log_kh.hex()} of the policy has no URL: proofs from it verify, "
                                    "but this monitor cannot read its leaves (give its log line a URL)")
     # every standing alert, against today's dbs
+    standing = []
     for row in list(store.sigsum_leaves(ALERT)):
         if bytes.fromhex(row.checksum) in expected:
             store.sigsum_set_status(row.log_keyhash, row.leaf_index, OK)
             continue
+        standing.append(row)
+    names = await trio.to_thread.run_sync(signer_names, signer, {r.checksum for r in standing})
+    for row in standing:
         result.alerts.append(SigsumAlert(urls.get(row.log_keyhash, f"(log {row.log_keyhash[:16]}…)"),
-                                         row.log_keyhash, row.leaf_index, row.checksum))
+                                         row.log_keyhash, row.leaf_index, row.checksum,
+                                         names.get(row.checksum, UNKNOWN)))
     for row in store.sigsum_leaves(BAD_SIGNATURE):
         result.problems.append(f"Sigsum log {urls.get(row.log_keyhash, row.log_keyhash)}: leaf {row.leaf_index} "
                                f"names the operator's key but its signature does not verify (a log must refuse it)")
@@ -129,19 +162,19 @@ async def _one_log(client: SigsumLogClient, cfg: SigsumMonitorConfig, policy: Po
     old = Frontier.from_bytes(row.head_size, row.head_nodes) if row else Frontier()
     old_root = row.head_root if row and row.head_size else old.root()
     if head.size < old.size:
-        raise SigsumSplitViewError(f"Sigsum log {url}: its tree head has {head.size} leaves, but this monitor "
-                                   f"verified {old.size} before: the log went back in time")
+        raise SigsumSplitViewError(f"Sigsum log {url}: split view: its tree head has {head.size} leaves, but this "
+                                   f"monitor verified {old.size} before: the log went back in time")
     if head.size == old.size:
         if head.root_hash != old_root:
-            raise SigsumSplitViewError(f"Sigsum log {url}: a tree head of size {head.size} with another root than "
-                                       "the one verified before: the log forked its history")
+            raise SigsumSplitViewError(f"Sigsum log {url}: split view: a tree head of size {head.size} with another "
+                                       "root than the one verified before: the log forked its history")
     elif old.size > 0:
         proof = await client.consistency_proof(old.size, head.size)
         try:
             merkle.verify_consistency(old.size, head.size, old_root, head.root_hash, proof)
         except ConsistencyProofError as exc:
-            raise SigsumSplitViewError(f"Sigsum log {url}: the tree of {head.size} leaves is not an extension of "
-                                       f"the {old.size} verified before ({exc.message})") from exc
+            raise SigsumSplitViewError(f"Sigsum log {url}: split view: the tree of {head.size} leaves is not an "
+                                       f"extension of the {old.size} verified before ({exc.message})") from exc
         report.passed(f"Sigsum log {url}: consistent from size {old.size} to {head.size}")
     # (3) leaves from where the last run stopped (a run cut short resumes at pos; beyond the head: read again)
     pos = Frontier.from_bytes(row.pos_size, row.pos_nodes) if row else Frontier()
@@ -218,7 +251,10 @@ async def monitor_sigsum(cfg: SigsumMonitorConfig, *, repo_dbs: tuple[str, ...],
     load_policy(cfg.policy_path)  # usage errors before anything is read
     load_public_key(cfg.submitter_key)
     expected: set[bytes] = set()
-    store = MonitorStore(state_dir or default_operator_state_dir())
+    state_dir = state_dir or default_operator_state_dir()
+    store = MonitorStore(state_dir)
+    signer_dir = cfg.signer_state or state_dir
+    signer = SignatureStore(signer_dir, readonly=True) if (signer_dir / SIGNER_DB).exists() else None
     try:
         async with Network(proxy=proxy, timeouts=timeouts) as net:
             n = 0
@@ -226,6 +262,8 @@ async def monitor_sigsum(cfg: SigsumMonitorConfig, *, repo_dbs: tuple[str, ...],
                 n += await read_repodb(net, db, lambda p: expected.add(expected_checksum(p.sha256)),
                                        timeouts=timeouts)
             report.passed(f"Sigsum: {n} packages in {len(repo_dbs)} db(s)")
-            return await run_sigsum_monitor(net, cfg, expected, store, timeouts, report)
+            return await run_sigsum_monitor(net, cfg, expected, store, timeouts, report, signer)
     finally:
         store.close()
+        if signer is not None:
+            signer.close()

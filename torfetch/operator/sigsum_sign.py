@@ -30,13 +30,14 @@ from ..net.http import Network
 from ..net.sigsum_log import SigsumLogClient
 from ..report import Reporter
 from ..store.signatures import VERIFIED, SignatureStore
-from ..verify.sigsum import leaf_signed_data, sigsum_leaf_hash, verify_proof, verify_tree_head
+from ..verify.sigsum import leaf_signed_data, policy_cosigners, sigsum_leaf_hash, verify_proof, verify_tree_head
 from ..verify.sigsum_key import key_hash
 from ..verify.sigsum_policy import Policy
 from ..verify.sigsum_proof import MAX_PROOF_BYTES, SigsumLeaf, SigsumProof, parse_proof, serialize_proof
-from .sigsum_common import load_policy, load_secret_key, logs_with_url, raw_public
+from .sigsum_common import at_log, load_policy, load_secret_key, logs_with_url, raw_public
 
 POLL_INTERVAL = 1.0  # seconds between add-leaf / get-tree-head polls (sigsum-submit: 2 s)
+WAIT_REPORT_INTERVAL = 10.0  # seconds between -v lines while waiting for a tree head meeting the quorum
 PROOF_WAIT = 300.0  # seconds per package and log until a cosigned proof (a public log rotates every 30 s or so)
 
 
@@ -80,14 +81,19 @@ def _read_proof(path: Path) -> bytes | None:
 
 def proof_on_disk_ok(path: Path, sha: str, filename: str, pub: bytes, policy: Policy) -> bool:
     """Does the .proof already there verify for this package, key and policy? (Blocking: run in a thread.)"""
+    return proof_on_disk_problem(path, sha, filename, pub, policy) is None
+
+
+def proof_on_disk_problem(path: Path, sha: str, filename: str, pub: bytes, policy: Policy) -> str | None:
+    """None if the .proof there verifies; else why not ("" when there is none). Blocking: run in a thread."""
     data = _read_proof(path)
     if data is None:
-        return False
+        return ""
     try:
         verify_proof(parse_proof(data, what=f"proof for {filename}"), bytes.fromhex(sha), pub, policy, filename)
-    except TorfetchError:
-        return False
-    return True
+    except TorfetchError as exc:
+        return f"{exc.check}: {exc.message}"
+    return None
 
 
 def prepare(cfg: SigsumSignConfig) -> _Ready:
@@ -106,7 +112,10 @@ async def sign_with_sigsum(net: Network, cfg: SigsumSignConfig, pkgs: list[tuple
     todo: list[tuple[str, str]] = []
     for sha, filename in pkgs:
         path = proof_path(signature_dir, filename)
-        if await trio.to_thread.run_sync(proof_on_disk_ok, path, sha, filename, ready.pub, ready.policy):
+        problem = await trio.to_thread.run_sync(proof_on_disk_problem, path, sha, filename, ready.pub, ready.policy)
+        if problem:  # damaged, of another key or log, or short of today's quorum: made again, and -v says why
+            report.info(f"{filename}: {path} on disk does not verify ({problem[:300]}): submitted again")
+        if problem is None:
             counts.already += 1
             rec = store.sigsum_get(sha, filename) if store is not None else None
             if store is not None and not dry_run and (rec is None or rec.state != VERIFIED):
@@ -155,8 +164,10 @@ async def _submit_one(net: Network, cfg: SigsumSignConfig, ready: _Ready, store:
     for log_kh, url in ready.logs:
         client = SigsumLogClient.create(net, url, timeouts.lookup_total, cfg.token)
         try:
-            proof = await _proof_from(client, cfg, ready, store, log_kh, message, signature, leaf_hash, sha, filename)
+            proof = await _proof_from(client, cfg, ready, store, log_kh, message, signature, leaf_hash, sha, filename,
+                                      report)
         except (NetworkError, SigsumError) as exc:
+            exc = at_log(exc, url, cfg.policy_path)  # which log failed, and where its URL came from
             failures.append(exc)
             if len(ready.logs) > 1:
                 report.detail(f"{filename}: {exc.one_line()}; trying the next log")
@@ -182,8 +193,9 @@ async def _submit_one(net: Network, cfg: SigsumSignConfig, ready: _Ready, store:
 
 async def _proof_from(client: SigsumLogClient, cfg: SigsumSignConfig, ready: _Ready, store: SignatureStore,
                       log_kh: bytes, message: bytes, signature: bytes, leaf_hash: bytes, sha: str,
-                      filename: str) -> SigsumProof:
+                      filename: str, report: Reporter) -> SigsumProof:
     last: TorfetchError | None = None
+    next_report = trio.current_time()
     try:
         with trio.fail_after(cfg.proof_wait):
             for _ in range(100_000):  # bounded in time above; in count here
@@ -197,6 +209,11 @@ async def _proof_from(client: SigsumLogClient, cfg: SigsumSignConfig, ready: _Re
                     verify_tree_head(ready.policy, log_kh, cth, what=f"tree head of Sigsum log {client.url}")
                 except SigsumQuorumError as exc:
                     last = exc  # not cosigned enough yet: the witnesses cosign at the log's next rotation
+                    if trio.current_time() >= next_report:  # can take minutes: say so at -v, bounded
+                        next_report = trio.current_time() + WAIT_REPORT_INTERVAL
+                        have = len(policy_cosigners(ready.policy, log_kh, cth)[0])
+                        report.info(f"{filename}: waiting for a tree head of log {client.url} meeting the policy's "
+                                    f"quorum: {have} of {ready.policy.required_cosignatures()} cosignatures so far")
                     await trio.sleep(cfg.poll_interval)
                     continue
                 size = cth.tree_head.size

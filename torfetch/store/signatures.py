@@ -200,6 +200,20 @@ class SignatureStore:
     def sigsum_record_failed(self, sha256: str, filename: str, error: str) -> None:
         self._sigsum_put(sha256, filename, FAILED, error=error[:500])
 
+    def sigsum_all(self) -> Iterator[SigsumRecord]:
+        """Every Sigsum record, in batches (the monitor names its alerts by them)."""
+        if not self._has_sigsum():
+            return
+        last = 0
+        for _ in range(10**7):  # bounded: 10^10 rows
+            rows = self._exec("SELECT rowid, sha256sum, filename, log_keyhash, leaf_index, tree_size, state, error "
+                              "FROM sigsum WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,))
+            if not rows:
+                return
+            for r in rows:
+                yield SigsumRecord(*r[1:])
+            last = rows[-1][0]
+
     def sigsum_counts(self) -> dict[str, int]:
         if not self._has_sigsum():
             return {}

@@ -18,12 +18,14 @@ import json
 import os
 import stat
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import trio
 
-from ..errors import MalformedInputError, StateError
+from ..errors import MalformedInputError, SigsumSplitViewError, StateError
 from ..verify.jsondoc import loads_limited
 from ..verify.sigsum import SigsumLogMemory, VerifiedTreeHead, remember_tree_head
 from .output import fsync_directory
@@ -34,6 +36,8 @@ MAX_STATE_BYTES = 4 * 1024 * 1024
 VERSION = 1
 LOCK_RETRIES = 600  # × 50 ms: 30 s, as the Rekor state
 _HEX = frozenset("0123456789abcdef")
+SPLIT_VIEW_PREFIX = "sigsum-split-view-"
+MAX_SPLIT_VIEW_FILES = 16  # rejected proofs kept for a report; the oldest go first
 _CORRUPT_HINT = "it is never reset silently: inspect it, and remove it only if you know why it broke"
 
 
@@ -156,11 +160,88 @@ class SigsumStateStore:
             return new
 
 
-async def remember_async(store: SigsumStateStore, seen: VerifiedTreeHead, *, filename: str = "") -> SigsumLogMemory:
-    """``store.remember`` without blocking trio on another run's lock (retried every 50 ms for 30 s)."""
+async def remember_async(store: SigsumStateStore, seen: VerifiedTreeHead, *, filename: str = "",
+                         evidence: SplitViewEvidence | None = None) -> SigsumLogMemory:
+    """``store.remember`` without blocking trio on another run's lock (retried every 50 ms for 30 s).
+
+    On a split view with ``evidence``: the proof is saved for the report and the error says where."""
     for _ in range(LOCK_RETRIES):
         try:
             return store.remember(seen, filename=filename, wait=False)
         except BlockingIOError:
             await trio.sleep(0.05)
+        except SigsumSplitViewError as exc:
+            if evidence is None:
+                raise
+            raise await _split_view(store, exc, seen, evidence) from exc
     raise StateError(f"the Sigsum state in {store.directory} stayed locked for 30 s")
+
+
+# --- a split view: the evidence kept for the report --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitViewEvidence:
+    """What the fetch path had when a proof showed a split view: its bytes, where it came from, who signed it."""
+
+    proof: bytes
+    url: str
+    signers: str  # verify.sigsum.split_view_signers
+
+
+def save_split_view_proof(directory: Path, data: bytes, log_keyhash: bytes, *, now: int | None = None) -> Path:
+    """``<directory>/sigsum-split-view-<unix time>-<log keyhash prefix>.proof``, written whole or not at all
+    (a fsynced temporary file hard-linked to a name not yet taken); at most MAX_SPLIT_VIEW_FILES kept."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    base = f"{SPLIT_VIEW_PREFIX}{int(time.time()) if now is None else now}-{log_keyhash.hex()[:16]}"
+    fd, tmp = tempfile.mkstemp(prefix=".sigsum-split-view.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        for i in range(MAX_SPLIT_VIEW_FILES * 4):  # the same second and log: the next free name
+            path = directory / (base + (f"-{i}" if i else "") + ".proof")
+            try:
+                os.link(tmp, path)  # fails on an existing name (never replaces earlier evidence)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "no free name", str(directory / base))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    fsync_directory(directory)
+    _prune_split_views(directory, keep=path)
+    return path
+
+
+def _prune_split_views(directory: Path, *, keep: Path) -> None:
+    found: list[tuple[float, str, Path]] = []
+    with os.scandir(directory) as it:
+        for i, e in enumerate(it):
+            if i > 100_000:  # bounded: a directory of junk is not walked for ever
+                break
+            if e.name.startswith(SPLIT_VIEW_PREFIX) and e.name.endswith(".proof") and e.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    found.append((e.stat(follow_symlinks=False).st_mtime, e.name, Path(e.path)))
+    found.sort()
+    for _, _, p in found[:max(0, len(found) - MAX_SPLIT_VIEW_FILES)]:
+        if p != keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+async def _split_view(store: SigsumStateStore, exc: SigsumSplitViewError, seen: VerifiedTreeHead,
+                      evidence: SplitViewEvidence) -> SigsumSplitViewError:
+    try:
+        path = await trio.to_thread.run_sync(save_split_view_proof, store.directory, evidence.proof, seen.log_keyhash)
+        kept = f"the rejected proof ({evidence.url}) is saved as {path}"
+    except OSError as oerr:
+        kept = f"the rejected proof ({evidence.url}) could not be saved in {store.directory} ({oerr.strerror})"
+    out = SigsumSplitViewError(f"{exc.message}; {evidence.signers}; {kept}: report it to the repository's and the "
+                               "log's operators", hint="keep that file and the remembered heads "
+                               f"({store.path}): together they show the two histories")
+    out.__cause__ = exc
+    return out

@@ -91,14 +91,9 @@ def _short(kh: bytes) -> str:
     return kh.hex()[:16]
 
 
-def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, *, what: str = "tree head") -> VerifiedTreeHead:
-    """The log is in the policy, its signature verifies, and the policy's witnesses' cosignatures meet the quorum."""
-    log = policy.logs.get(log_keyhash)
-    if log is None:
-        raise SigsumQuorumError(f"{what}: log {log_keyhash.hex()} is not in the Sigsum policy")
+def policy_cosigners(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead) -> tuple[set[bytes], list[str]]:
+    """(keyhashes of the policy's witnesses whose cosignature verifies, names of those whose does not)."""
     th = cth.tree_head
-    if not ed25519_ok(log.pubkey, tree_head_text(log_keyhash, th.size, th.root_hash), th.signature):
-        raise SigsumSignatureError(f"{what}: the log's signature over its tree head (size {th.size}) does not verify")
     verified: set[bytes] = set()
     failed: list[str] = []
     for cs in cth.cosignatures:
@@ -109,6 +104,18 @@ def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, 
             verified.add(cs.keyhash)
         else:
             failed.append(witness.name)
+    return verified, failed
+
+
+def verify_tree_head(policy: Policy, log_keyhash: bytes, cth: CosignedTreeHead, *, what: str = "tree head") -> VerifiedTreeHead:
+    """The log is in the policy, its signature verifies, and the policy's witnesses' cosignatures meet the quorum."""
+    log = policy.logs.get(log_keyhash)
+    if log is None:
+        raise SigsumQuorumError(f"{what}: log {log_keyhash.hex()} is not in the Sigsum policy")
+    th = cth.tree_head
+    if not ed25519_ok(log.pubkey, tree_head_text(log_keyhash, th.size, th.root_hash), th.signature):
+        raise SigsumSignatureError(f"{what}: the log's signature over its tree head (size {th.size}) does not verify")
+    verified, failed = policy_cosigners(policy, log_keyhash, cth)
     if not policy.quorum_met(verified):
         need = policy.required_cosignatures()
         bad = f"; bad cosignature from {', '.join(sorted(failed))[:200]}" if failed else ""
@@ -163,6 +170,18 @@ def check_sigsum_proof(*, filename: str, proof_bytes: bytes, sha256: bytes, subm
     return verify_proof(proof, sha256, submitter_pub, policy, filename)
 
 
+def split_view_signers(policy: Policy, seen: VerifiedTreeHead) -> str:
+    """Who vouched for the rejected tree head: the log, and the policy's witnesses that cosigned it (none may
+    have had to, under ``quorum none``)."""
+    names = sorted(w.name for kh, w in policy.witnesses.items() if kh in seen.witnesses)
+    if policy.required_cosignatures() == 0:
+        also = f" (witnesses {', '.join(names)[:200]} cosigned it too)" if names else ""
+        return (f"the log alone signed both histories{also}: under the policy's quorum {policy.quorum_name} "
+                "no witness had to cosign")
+    return (f"the log and witnesses {', '.join(names)[:200]} signed this history (and a quorum of the policy "
+            "signed the one seen before)")
+
+
 # --- what this machine saw before (the decision; store/sigsumstate.py keeps it on disk) -------------------------
 
 MAX_REMEMBERED_HEADS = 512  # per log: the largest head always, then the largest sizes seen
@@ -195,7 +214,8 @@ def remember_tree_head(memory: SigsumLogMemory, seen: VerifiedTreeHead, *, filen
         raise SigsumSplitViewError(
             f"{what}log {seen.log_keyhash.hex()[:16]}… shows a tree of size {seen.size} with root "
             f"{seen.root_hash.hex()}, but this machine saw that size with root {old.hex()}",
-            hint="the log and a quorum of witnesses signed two histories: keep both tree heads and report them")
+            hint="the log signed two histories (and, if the policy requires any, witnesses cosigned both): "
+                 "report both tree heads to the repository's and the log's operators")
     heads = dict(memory.heads)
     heads[seen.size] = seen.root_hash
     if len(heads) > MAX_REMEMBERED_HEADS:

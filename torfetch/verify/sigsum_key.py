@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import string
 
 from ..errors import ConfigError
@@ -24,6 +25,17 @@ _SSH_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
 def key_hash(pub: bytes) -> bytes:
     """Sigsum's keyhash: sha256 of the 32 raw key bytes (names logs, witnesses and submitters)."""
     return hashlib.sha256(pub).digest()
+
+
+PRIVATE_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----"  # what sigsum-key generate writes to the secret file
+PRIVATE_KEY_MESSAGE = "this is a private key; give the public key"
+_PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def is_private_key(text: str | bytes) -> bool:
+    """A (PEM-armoured) private key, OpenSSH's as ``sigsum-key generate`` writes it or any other."""
+    t = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    return PRIVATE_KEY_MARKER in t or bool(_PEM_PRIVATE.search(t))
 
 
 def _is_hex_key(t: str) -> bool:
@@ -59,6 +71,8 @@ def parse_public_key(text: str | bytes) -> bytes:
     Blank lines and ``#`` comment lines around the key are skipped; more than
     one key is refused (which one would be meant?). Raises ConfigError.
     """
+    if is_private_key(text[:MAX_KEY_TEXT]):
+        raise ConfigError(f"--sigsum-key: {PRIVATE_KEY_MESSAGE} (the .pub file beside it)")
     if isinstance(text, bytes):
         if len(text) > MAX_KEY_TEXT:
             raise ConfigError(f"--sigsum-key: more than {MAX_KEY_TEXT} bytes: not a key")
