@@ -164,7 +164,7 @@ def _check_batch(items: list[tuple[str, dict]], wanted: dict[str, str], cache: C
                 full = verify_log_entry(json.dumps({uuid: entry}).encode(), log_key=cache.key)
                 log_index, integrated = full.log_index, full.integrated_time
         except TorfetchError as exc:
-            problems.append(f"entry {uuid}: {exc.one_line()}")
+            problems.append(f"entry {uuid}: {exc.check}: {exc.message}")
             continue
         note = None if status != FOREIGN else f"{s.kind} entry not made with the operator's key"
         checked.append(CheckedEntry(leaf, uuid, status, log_index, integrated, s.artifact_hash, note))
