@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import trio
 from tests.servers.files import FileServer
 from torfetch.config import Timeouts
 from torfetch.errors import ConfigError, DownloadTooLarge, FetchTimeout, NetworkError, NotFoundError, TorUnavailable
-from torfetch.net.http import Network, normalise_proxy
+from torfetch.net.http import READ_BYTES, Network, _LargeReadBackend, normalise_proxy
 
 
 @pytest.fixture
@@ -23,11 +24,43 @@ def server(tmp_path: Path):
 
 
 async def test_stream_collects_all_chunks(server: FileServer) -> None:
+    body = b"0123456789" * (3 * READ_BYTES // 10)  # larger than one read
+    (server.root / "big.db").write_bytes(body)
     chunks: list[bytes] = []
     async with Network(proxy=None, timeouts=Timeouts()) as net:
-        status, _ = await net.stream("database", "GET", f"{server.url}/f.db", chunks.append, max_bytes=10**6, timeout=10)
-    assert status == 200 and b"".join(chunks) == b"0123456789" * 10000
-    assert len(chunks) > 1  # streamed, not one buffer
+        status, _ = await net.stream("database", "GET", f"{server.url}/big.db", chunks.append, max_bytes=10**8,
+                                     timeout=10)
+    assert status == 200 and b"".join(chunks) == body
+    assert len(chunks) > 1 and max(map(len, chunks)) <= READ_BYTES  # streamed, not one buffer
+
+
+async def test_body_is_read_in_large_blocks(server: FileServer) -> None:
+    # httpcore alone reads 64 KiB at a time; a loopback mirror fills larger reads (bench/fetch.py P4)
+    body = bytes(range(256)) * (8 * READ_BYTES // 256)
+    (server.root / "big.db").write_bytes(body)
+    sizes: list[int] = []
+
+    def sink(chunk: bytes) -> None:
+        if not sizes:
+            time.sleep(0.2)  # let the socket buffer fill behind the first chunk
+        sizes.append(len(chunk))
+
+    async with Network(proxy=None, timeouts=Timeouts()) as net:
+        got = bytearray()
+        await net.stream("database", "GET", f"{server.url}/big.db", lambda c: (sink(c), got.extend(c)),
+                         max_bytes=10**8, timeout=30)
+    assert bytes(got) == body
+    assert max(sizes) > 64 * 1024
+
+
+def test_large_reads_on_direct_and_proxied_clients() -> None:
+    net = Network(proxy="socks5h://127.0.0.1:9", timeouts=Timeouts())
+    for purpose in ("package", "log"):
+        client = net._client(net.key_for(purpose, "http://mirror.test/x"), direct=False)
+        assert isinstance(client._transport._pool._network_backend, _LargeReadBackend)
+    direct = Network(proxy=None, timeouts=Timeouts())
+    client = direct._client(direct.key_for("package", "http://127.0.0.1/x"), direct=True)
+    assert isinstance(client._transport._pool._network_backend, _LargeReadBackend)
 
 
 async def test_size_cap_stops_download(server: FileServer) -> None:

@@ -6,6 +6,7 @@ signature server. Runs in a thread of the test process (tests only).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import urllib.parse
@@ -64,6 +65,8 @@ class FileServer(Serving):
             return self._send(h, 404, b"not found\n")
         if action == "500":
             return self._send(h, 500, b"boom\n")
+        if action is None:
+            return self._send_file(h, target)
         data = target.read_bytes()
         if action == "slow":
             time.sleep(self.behaviour.slow_seconds)
@@ -88,6 +91,20 @@ class FileServer(Serving):
             h.wfile.write(data)
         except OSError:
             pass
+
+    @staticmethod
+    def _send_file(h: Handler, target: Path) -> None:
+        # streamed with sendfile(2): a GiB-sized package is neither read into memory nor copied through Python
+        with open(target, "rb") as f:
+            h.send_response(200)
+            h.send_header("Content-Length", str(os.fstat(f.fileno()).st_size))
+            h.send_header("Content-Type", "application/octet-stream")
+            h.end_headers()
+            h.wfile.flush()
+            try:
+                h.connection.sendfile(f)
+            except OSError:
+                h.close_connection = True
 
     @staticmethod
     def _send(h: Handler, code: int, body: bytes) -> None:

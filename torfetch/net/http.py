@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import httpcore
 import httpx
 import socksio
 import trio
@@ -171,8 +172,11 @@ class Network:
                 user, pw = self.isolation.credentials(key)
                 proxy_url = self.proxy.replace("socks5h://", f"socks5h://{user}:{pw}@", 1)
             t = self.timeouts
+            transport = httpx.AsyncHTTPTransport(proxy=proxy_url, trust_env=False,
+                                                 verify=self.verify if self.verify is not None else True)
+            _read_in_large_blocks(transport)
             client = httpx.AsyncClient(
-                proxy=proxy_url,
+                transport=transport,
                 timeout=httpx.Timeout(connect=t.connect, read=t.idle_read, write=t.idle_read, pool=t.connect),
                 # No identifying headers; no cookies kept (fresh jar, never read).
                 headers={"User-Agent": self.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"},
@@ -180,7 +184,6 @@ class Network:
                 cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
                 follow_redirects=False,  # stream() follows them, each hop on its own origin's circuit
                 trust_env=False,  # never pick up HTTP(S)_PROXY / NO_PROXY behind the user's back
-                verify=self.verify if self.verify is not None else True,
             )
             self._clients[(direct, key)] = client
         return client
@@ -391,6 +394,64 @@ class Network:
             if not abandoned:
                 f.close()
         return 200, {}
+
+
+#: bytes asked of the socket per read of a response (httpcore asks 64 KiB): a loopback or LAN mirror fills it,
+#: and per read the trio/httpcore/h11 layers cost more than hashing and writing 64 KiB (bench/fetch.py P4).
+#: A read still returns what has arrived, so progress and the low-speed rule see the bytes as they come.
+READ_BYTES = 1024 * 1024
+
+
+class _LargeReadStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        # only the HTTP/1.1 body reads (httpcore's 64 KiB) grow; a SOCKS handshake's small reads stay as asked
+        return await self._inner.read(READ_BYTES if max_bytes == 64 * 1024 else max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _LargeReadBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: object = None) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                              socket_options=socket_options))
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: object = None) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.connect_unix_socket(path, timeout=timeout,
+                                                                      socket_options=socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _read_in_large_blocks(transport: httpx.AsyncHTTPTransport) -> None:
+    """Give the transport's connection pool (direct or SOCKS) a backend that reads READ_BYTES at a time.
+
+    httpx has no option for it; the pool is reached through its (long-stable) private attributes. If a later
+    httpx moves them, reads stay at 64 KiB: slower, never different.
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, _LargeReadBackend):
+        pool._network_backend = _LargeReadBackend(backend)  # type: ignore[union-attr]
 
 
 #: request headers that describe the body, not the client: kept across a redirect to another origin
