@@ -19,12 +19,7 @@ the stored origin) and written back as version 2 on the next update.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
-import os
-import stat
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -32,7 +27,7 @@ from ..errors import MalformedInputError, StateError
 from ..verify.checkpoint import ascii_decimal, safe_text
 from ..verify.jsondoc import loads_limited
 from ..verify.logstate import LogState, TreeHead, TreeRecord
-from .output import fsync_directory
+from .statefile import StateFile
 
 STATE_FILE = "log-heads.json"
 LOCK_FILE = "log-heads.lock"
@@ -128,37 +123,16 @@ def _parse_v1(doc: dict) -> dict[str, LogState]:
 class LogStateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._file = StateFile(self.directory, STATE_FILE, LOCK_FILE, "log state")
 
     @property
     def path(self) -> Path:
-        return self.directory / STATE_FILE
-
-    def _open_nofollow(self, path: Path, flags: int) -> int:
-        """Open without following a symlink, and only a regular file (a FIFO would block, a device mislead)."""
-        try:
-            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # the last component is a symlink
-                raise StateError(f"{path} is a symbolic link: the log state is never opened through one",
-                                 hint="replace it by the file itself, or use --state-dir") from exc
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise StateError(f"{path} is not a regular file", hint="remove it, or use --state-dir")
-        return fd
+        return self._file.path
 
     def _read(self) -> dict[str, LogState]:
-        try:
-            fd = self._open_nofollow(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        data = self._file.read(MAX_STATE_BYTES)
+        if data is None:
             return {}
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "rb") as f:
-                data = f.read(MAX_STATE_BYTES + 1)
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from exc
         try:
             # size and nesting depth checked before json: a deep file is corrupt, not a RecursionError
             doc = loads_limited(data, max_bytes=MAX_STATE_BYTES, what="state file")
@@ -185,35 +159,14 @@ class LogStateStore:
                 str(t): {"size": r.head.size, "root": r.head.root_hash.hex(), "frozen": r.frozen}
                 for t, r in sorted(st.trees.items())}}
             for lid, st in logs.items()}}
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".log-heads.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)  # replaces a symlink itself, never writes through it
-            fsync_directory(self.directory)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StateError(f"cannot write {self.path}: {exc.strerror}") from exc
+        self._file.write(json.dumps(doc, indent=1, sort_keys=True).encode())
 
     @contextlib.contextmanager
     def locked(self, *, wait: bool = True) -> Iterator["LockedState"]:
         """Exclusive access. With ``wait=False`` raise BlockingIOError if another
         process holds the lock (the async caller then sleeps and retries)."""
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = self._open_nofollow(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT)
-        except OSError as exc:
-            raise StateError(f"cannot open the log state in {self.directory}: {exc.strerror}",
-                             hint="use --state-dir to choose a writable directory") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with self._file.locked(wait=wait):
             yield LockedState(self, self._read())
-        finally:
-            os.close(fd)  # releases the lock
 
     def all_logs(self) -> dict[str, LogState]:
         return self._read()

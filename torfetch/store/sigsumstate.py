@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
-import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from ..errors import MalformedInputError, SigsumSplitViewError, StateError
 from ..verify.jsondoc import loads_limited
 from ..verify.sigsum import SigsumLogMemory, VerifiedTreeHead, remember_tree_head
 from .output import fsync_directory
+from .statefile import StateFile
 
 STATE_FILE = "sigsum-heads.json"
 LOCK_FILE = "sigsum-heads.lock"
@@ -73,36 +72,16 @@ def _parse(doc: object) -> dict[bytes, SigsumLogMemory]:
 class SigsumStateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._file = StateFile(self.directory, STATE_FILE, LOCK_FILE, "Sigsum state")
 
     @property
     def path(self) -> Path:
-        return self.directory / STATE_FILE
-
-    def _open_nofollow(self, path: Path, flags: int) -> int:
-        try:
-            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise StateError(f"{path} is a symbolic link: the Sigsum state is never opened through one",
-                                 hint="replace it by the file itself, or use --state-dir") from exc
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise StateError(f"{path} is not a regular file", hint="remove it, or use --state-dir")
-        return fd
+        return self._file.path
 
     def _read(self) -> dict[bytes, SigsumLogMemory]:
-        try:
-            fd = self._open_nofollow(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        data = self._file.read(MAX_STATE_BYTES)
+        if data is None:
             return {}
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "rb") as f:
-                data = f.read(MAX_STATE_BYTES + 1)
-        except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from exc
         try:
             doc = loads_limited(data, max_bytes=MAX_STATE_BYTES, what="Sigsum state file")
             version = doc.get("version") if isinstance(doc, dict) else None
@@ -118,34 +97,13 @@ class SigsumStateStore:
     def _write(self, logs: dict[bytes, SigsumLogMemory]) -> None:
         doc = {"version": VERSION, "logs": {
             kh.hex(): {str(s): r.hex() for s, r in sorted(m.heads.items())} for kh, m in sorted(logs.items())}}
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".sigsum-heads.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)  # replaces a symlink itself, never writes through it
-            fsync_directory(self.directory)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise StateError(f"cannot write {self.path}: {exc.strerror}") from exc
+        self._file.write(json.dumps(doc, indent=1, sort_keys=True).encode())
 
     @contextlib.contextmanager
     def locked(self, *, wait: bool = True) -> Iterator[dict[bytes, SigsumLogMemory]]:
         """Exclusive access to the remembered heads; ``wait=False`` raises BlockingIOError when another run holds it."""
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = self._open_nofollow(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT)
-        except OSError as exc:
-            raise StateError(f"cannot open the Sigsum state in {self.directory}: {exc.strerror}",
-                             hint="use --state-dir to choose a writable directory") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with self._file.locked(wait=wait):
             yield self._read()
-        finally:
-            os.close(fd)
 
     def all_logs(self) -> dict[bytes, SigsumLogMemory]:
         return self._read()
