@@ -134,7 +134,9 @@ class Network:
         self.direct_purposes = direct_purposes
         self.user_agent = user_agent
         self.on_request = on_request
-        self.verify = verify  # None: the system's trust store (tests pass their own CA)
+        self.verify = verify  # None: certifi's trust store, as httpx's default (tests pass their own CA)
+        self._trust: ssl.SSLContext | None = None  # made once, on the first https origin
+        self._no_tls: ssl.SSLContext | None = None
         self._clients: dict[tuple[bool, IsolationKey], httpx.AsyncClient] = {}
         self._opened: dict[IsolationKey, int] = {}
 
@@ -162,6 +164,20 @@ class Network:
         """SOCKS credentials → (isolation key label, streams opened through the proxy with them)."""
         return {self.isolation.credentials(k): (k.label().replace("\n", " "), n) for k, n in self._opened.items()}
 
+    def _tls_for(self, key: IsolationKey) -> ssl.SSLContext:
+        """One TLS context for every client (httpx loads the trust store anew per client: ~75 ms each here,
+        paid serially before each purpose's first connection). An http:// origin gets a context that trusts
+        no CA at all: it is never used there, and if it ever were, every handshake would fail."""
+        if key.service.startswith("https://"):
+            if self.verify is not None:
+                return self.verify
+            if self._trust is None:
+                self._trust = httpx.create_ssl_context(verify=True, trust_env=False)
+            return self._trust
+        if self._no_tls is None:
+            self._no_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname, no CAs
+        return self._no_tls
+
     def _client(self, key: IsolationKey, direct: bool) -> httpx.AsyncClient:
         client = self._clients.get((direct, key))
         if client is None:
@@ -172,8 +188,7 @@ class Network:
                 user, pw = self.isolation.credentials(key)
                 proxy_url = self.proxy.replace("socks5h://", f"socks5h://{user}:{pw}@", 1)
             t = self.timeouts
-            transport = httpx.AsyncHTTPTransport(proxy=proxy_url, trust_env=False,
-                                                 verify=self.verify if self.verify is not None else True)
+            transport = httpx.AsyncHTTPTransport(proxy=proxy_url, trust_env=False, verify=self._tls_for(key))
             _read_in_large_blocks(transport)
             client = httpx.AsyncClient(
                 transport=transport,
