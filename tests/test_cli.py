@@ -163,3 +163,26 @@ def test_pacman_bintrans_flags_are_accepted(tmp_path: Path, served: FileServer) 
             "--required-rebuild-confirms", "1", "-O", str(out), f"{served.url}/core.db")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == b"db bytes" * 1000
+
+
+def test_console_script_flushes_what_main_buffered_and_keeps_its_exit_code() -> None:
+    # entry() leaves by os._exit (no interpreter teardown): without its own flush, text main() left in
+    # stdout's buffer (a pipe: block-buffered) would be lost, and the exit code must be main()'s
+    code = ("import sys, torfetch.cli as c\n"
+            "c.main = lambda: (sys.stdout.write('buffered out'), sys.stderr.write('buffered err'), 7)[2]\n"
+            "sys.argv = ['torfetch', '-O', '/nonexistent/x.part', 'http://mirror.invalid/x']\n"
+            "c.entry()\n"
+            "print('not reached')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (7, "buffered out", "buffered err")
+
+
+def test_console_script_subcommands_exit_normally(tmp_path: Path) -> None:
+    # a subcommand leaves through sys.exit: atexit handlers run (a fetch's os._exit would skip them)
+    code = ("import atexit, sys, torfetch.cli as c\n"
+            "atexit.register(lambda: print('atexit ran'))\n"
+            "c.main = lambda: 3\n"
+            "sys.argv = ['torfetch', 'log', 'status']\n"
+            "c.entry()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (3, "atexit ran\n")

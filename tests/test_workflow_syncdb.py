@@ -38,6 +38,7 @@ class Events:
         self.log_asked = threading.Event()
         self.signature_served = threading.Event()
         self.db_answered = threading.Event()  # torfetch said (stderr, -v) that the sync db gave the sha256
+        self.warmed_up = threading.Event()  # the log's connection was opened (GET /api/v1/log)
         self._lock = threading.Lock()
 
     def add(self, what: str) -> None:
@@ -83,11 +84,19 @@ class HoldingMirror(FileServer):
 class WatchedLog(RekorServer):
     def __init__(self, events: Events) -> None:
         self.events = events
+        self.clients: list[tuple[str, str, tuple[str, int]]] = []  # (method, path, the connection's peer)
         super().__init__()
 
     def _dispatch(self, h: Handler, method: str) -> None:
-        self.events.add(f"log {method} {urllib.parse.urlsplit(h.path).path}")
-        self.events.log_asked.set()
+        path = urllib.parse.urlsplit(h.path).path
+        self.clients.append((method, path, h.client_address))
+        if (method, path) == ("GET", "/api/v1/log"):
+            # torfetch's connection warm-up at t=0 (the log's public tree head): not a lookup
+            self.events.add("warm-up of the log")
+            self.events.warmed_up.set()
+        else:
+            self.events.add(f"log {method} {path}")
+            self.events.log_asked.set()
         super()._dispatch(h, method)
 
 
@@ -207,3 +216,20 @@ def _relist(repo: Repo, db: Path) -> None:
     other = make_repo(db.parent.parent / "other")
     other.add("unrelated")
     shutil.copy(other.repo_dir / "test.db.tar.gz", db)
+
+
+def test_the_log_connection_opens_before_the_signature_arrives_and_the_lookup_reuses_it(
+        tmp_path: Path, repo: Repo) -> None:
+    # The .t is held half-sent until the log saw torfetch's warm-up: the log's connection opens while the
+    # signature its lookup needs is still on its way, and the lookup then rides that same connection.
+    events = Events()
+    pkg = repo.packages["hello"]
+    with HoldingMirror(repo.root, events, pkg.name + ".t", gate=events.warmed_up) as mirror, \
+            WatchedLog(events) as log:
+        r, out = fetch(tmp_path, repo, mirror, log, pacman_conf(tmp_path, repo))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pkg.read_bytes()
+    assert events.seen.index("warm-up of the log") < events.seen.index("package end"), events.seen  # (the .t's end)
+    (warm,) = [peer for m, p, peer in log.clients if (m, p) == ("GET", "/api/v1/log")]
+    lookups = [peer for m, p, peer in log.clients if p.startswith("/api/v1/log/entries")]
+    assert lookups and set(lookups) == {warm}, log.clients  # one connection (one circuit) for both

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from . import __version__, cliargs
 from .config import DEFAULT_TOR_PROXY, Limits, Options, Timeouts
@@ -248,6 +248,24 @@ def _fail(exc: TorfetchError, verbose: int) -> int:
     except OSError:
         pass  # stderr is gone (SIGHUP from a closed terminal): the exit code still tells
     return exc.exit_code
+
+
+def entry() -> NoReturn:
+    """The console script (``torfetch``, ``python -m torfetch``): main(), then out without tearing the
+    interpreter down. With trio, httpx and cryptography loaded that teardown costs ~80 ms here, and pacman
+    runs torfetch once per file. By then every file torfetch wrote is closed (the output fsynced and renamed,
+    state files written atomically) and every child process reaped; only stdout and stderr need flushing.
+    Subcommands (prefetch, sign, monitor, ...) exit normally: once per run, the saving is not worth it."""
+    args = sys.argv[1:]
+    code = main()
+    if args and args[0] in SUBCOMMANDS:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: the exit code still tells
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

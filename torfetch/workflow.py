@@ -36,23 +36,22 @@ from .errors import (
 from .net.http import Network
 from .net.isolation import IsolationPolicy
 from .net.rebuilders import confirm_rebuilds
-from .net.rekor import LogConfig, prove_in_log
+from .net.rekor import LogConfig, preconnect, prove_in_log
 from .net.tor import TorContext, tor_context
 from .pacman.classify import Classification, Package, PackageSignature, classify
 from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
-from .store.sigsumstate import SigsumStateStore, SplitViewEvidence, remember_async
 from .store.statedir import state_dir_for
-from .verify import minisign, openpgp
+from .verify import minisign
 from .verify.rebuilder import RebuilderSpec
-from .verify.sigsum import check_sigsum_proof, split_view_signers
-from .verify.sigsum_policy import Policy
 from .verify.transparency import check_transparency_signature
 
 if TYPE_CHECKING:
+    from .store.sigsumstate import SigsumStateStore
     from .store.syncdb import SyncDbAnswer
+    from .verify.sigsum_policy import Policy
 
 
 @dataclass
@@ -239,6 +238,8 @@ def pacman_output_path(output) -> str:
 async def _fetch_package_signature(opts: Options, report: Reporter, net: Network, kind: PackageSignature,
                                    result: FetchResult, before_commit) -> None:
     """A package's detached .sig: small, and handed over only if it is an OpenPGP signature."""
+    from .verify import openpgp  # here, not at the top: a package fetch never needs it
+
     with AtomicOutput(opts.output) as out:
         data = bytearray()
 
@@ -318,6 +319,8 @@ class SigsumCheck:
             return None
         if opts.sigsum_policy is None:
             raise ConfigError("--sigsum-key needs --sigsum-policy (which logs and witnesses a proof must show)")
+        from .store.sigsumstate import SigsumStateStore  # the Sigsum modules load only when Sigsum is in use
+
         return cls(opts.sigsum_policy, opts.sigsum_key, SigsumStateStore(state_dir_for(opts.state_dir)))
 
 
@@ -408,6 +411,9 @@ async def _fetch_verified(
             # (3d) The Sigsum proof beside the package, fetched on the signature circuit while the package
             # streams; checked offline against the downloaded bytes: the log and witnesses are never asked.
             assert sigsum is not None
+            from .store.sigsumstate import SplitViewEvidence, remember_async
+            from .verify.sigsum import check_sigsum_proof, split_view_signers
+
             url = proof_url(opts, filename)
             cap = opts.limits.sigsum_proof_max_bytes
             try:
@@ -432,8 +438,28 @@ async def _fetch_verified(
             result.checks.append("sigsum")
             progress.done("sigsum")
 
+        log_ready = trio.Event()
+        warm_scope = trio.CancelScope()
+
+        async def log_connection() -> None:
+            # (3b') The log's circuit and connection open at t=0, while the signature its lookup needs is on its
+            # way (the lookup is keyed by the signature, so it cannot start earlier).
+            assert log is not None
+            with warm_scope:
+                try:
+                    await preconnect(net, log, limits=opts.limits, timeout=opts.timeouts.lookup_total, package=scope)
+                finally:
+                    log_ready.set()
+
         async def signature_and_log() -> None:
             # (3b) The transparency signature, fetched while the package streams.
+            assert pubkey is not None and log is not None
+            try:
+                await _signature_and_log()
+            finally:
+                warm_scope.cancel()
+
+        async def _signature_and_log() -> None:
             assert pubkey is not None and log is not None
             try:
                 sig_bytes = await net.get_ok(
@@ -459,7 +485,10 @@ async def _fetch_verified(
                 )
                 result.checks.append("signature")
                 progress.done("signature")
-                # (5) The signature must be in the transparency log.
+                # (5) The signature must be in the transparency log: on the connection opened at t=0 (waited for
+                # a connect's time at most, so one circuit carries both and a slow answer costs nothing).
+                with trio.move_on_after(opts.timeouts.connect):
+                    await log_ready.wait()
                 await prove_in_log(
                     net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
                     artifact=check.sha256_hex.encode("ascii"), signature_file=sig_bytes, pub_file=pubkey.pub_file(),
@@ -499,6 +528,7 @@ async def _fetch_verified(
             if opts.pacman_conf is not None and db_answer is None:
                 nursery.start_soon(sync_db)
             if pubkey is not None:
+                nursery.start_soon(log_connection)
                 nursery.start_soon(signature_and_log)
             if sigsum is not None:
                 nursery.start_soon(sigsum_proof)

@@ -31,6 +31,7 @@ from ..errors import (
     MalformedInputError,
     NetworkError,
     NotFoundError,
+    TorfetchError,
     TorUnavailable,
 )
 from .isolation import IsolationKey, IsolationPolicy, origin_of, service_of
@@ -202,6 +203,19 @@ class Network:
             )
             self._clients[(direct, key)] = client
         return client
+
+    async def preconnect(self, purpose: str, url: str, *, max_bytes: int, timeout: float, package: str = "") -> None:
+        """Open the circuit and keep-alive connection that ``purpose``'s next request to this origin reuses, by
+        a GET of ``url`` (a request every client makes alike; its answer is read and dropped), so a lookup that
+        must wait for something else does not also wait for a connect. Nothing if this key has a client
+        already; a failure is left to the real request to report."""
+        key = self.key_for(purpose, url, package)
+        if (not self.uses_proxy(purpose), key) in self._clients:
+            return
+        try:
+            await self.request(purpose, "GET", url, max_bytes=max_bytes, timeout=timeout, package=package)
+        except TorfetchError:
+            pass
 
     async def request(
         self,

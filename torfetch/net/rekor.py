@@ -110,6 +110,13 @@ async def _consistency_proof(net: Network, cfg: LogConfig, need: NeedConsistency
     return parse_consistency_proof(r.body, max_bytes=limits.rekor_max_bytes)
 
 
+async def preconnect(net: Network, cfg: LogConfig, *, limits: Limits, timeout: float, package: str) -> None:
+    """Open the log's connection while what the lookup needs (the signature) is still on its way: GET
+    /api/v1/log, the log's public tree head, the same for every client (nothing about the package)."""
+    await net.preconnect("log", _api(cfg.url, "/api/v1/log"), max_bytes=limits.rekor_max_bytes, timeout=timeout,
+                         package=package)
+
+
 async def _log_info(net: Network, cfg: LogConfig, limits: Limits, timeout: float, package: str):
     r = await net.request("log", "GET", _api(cfg.url, "/api/v1/log"), max_bytes=limits.rekor_max_bytes, timeout=timeout,
                           package=package)
