@@ -82,8 +82,11 @@ class HoldingMirror(FileServer):
 
 
 class WatchedLog(RekorServer):
-    def __init__(self, events: Events) -> None:
+    def __init__(self, events: Events, hold_warm_up: threading.Event | None = None) -> None:
         self.events = events
+        self.hold_warm_up = hold_warm_up  # if given: the warm-up's answer waits for it (GATE_SECONDS at most)
+        self.warm_up_released: bool | None = None
+        self.warm_up_answered = threading.Event()
         self.clients: list[tuple[str, str, tuple[str, int]]] = []  # (method, path, the connection's peer)
         super().__init__()
 
@@ -94,6 +97,9 @@ class WatchedLog(RekorServer):
             # torfetch's connection warm-up at t=0 (the log's public tree head): not a lookup
             self.events.add("warm-up of the log")
             self.events.warmed_up.set()
+            if self.hold_warm_up is not None:
+                self.warm_up_released = self.hold_warm_up.wait(GATE_SECONDS * 3)
+                self.warm_up_answered.set()
         else:
             self.events.add(f"log {method} {path}")
             self.events.log_asked.set()
@@ -233,3 +239,25 @@ def test_the_log_connection_opens_before_the_signature_arrives_and_the_lookup_re
     (warm,) = [peer for m, p, peer in log.clients if (m, p) == ("GET", "/api/v1/log")]
     lookups = [peer for m, p, peer in log.clients if p.startswith("/api/v1/log/entries")]
     assert lookups and set(lookups) == {warm}, log.clients  # one connection (one circuit) for both
+
+
+def test_a_log_slow_to_answer_the_warm_up_does_not_hold_the_lookup(tmp_path: Path, repo: Repo) -> None:
+    # The warm-up's answer is held until torfetch has exited (60 s at most): the lookup waits for it only
+    # LOG_WARM_UP_WAIT seconds, then goes on a connection of its own and the fetch completes.
+    from torfetch.workflow import LOG_WARM_UP_WAIT
+
+    assert LOG_WARM_UP_WAIT < GATE_SECONDS * 3
+    events, release = Events(), threading.Event()
+    pkg = repo.packages["hello"]
+    with FileServer(repo.root) as mirror, WatchedLog(events, hold_warm_up=release) as log:
+        try:
+            r, out = fetch(tmp_path, repo, mirror, log, pacman_conf(tmp_path, repo))
+        finally:
+            release.set()
+        assert log.warm_up_answered.wait(GATE_SECONDS)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pkg.read_bytes()
+    assert log.warm_up_released is True  # released by the test after torfetch exited, not timed out
+    (warm,) = [peer for m, p, peer in log.clients if (m, p) == ("GET", "/api/v1/log")]
+    lookups = [peer for m, p, peer in log.clients if p.startswith("/api/v1/log/entries")]
+    assert lookups and warm not in lookups, log.clients

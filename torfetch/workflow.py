@@ -54,6 +54,11 @@ if TYPE_CHECKING:
     from .verify.sigsum_policy import Policy
 
 
+# Seconds a log lookup waits for the warm-up's connection before opening its own: a slow answer to the
+# warm-up (GET /api/v1/log) then costs at most this, and a prompt one lets the lookup reuse the connection.
+LOG_WARM_UP_WAIT = 5.0
+
+
 @dataclass
 class FetchResult:
     url: str
@@ -485,9 +490,9 @@ async def _fetch_verified(
                 )
                 result.checks.append("signature")
                 progress.done("signature")
-                # (5) The signature must be in the transparency log: on the connection opened at t=0 (waited for
-                # a connect's time at most, so one circuit carries both and a slow answer costs nothing).
-                with trio.move_on_after(opts.timeouts.connect):
+                # (5) The signature must be in the transparency log: on the connection opened at t=0 if it is
+                # up by now or soon (LOG_WARM_UP_WAIT), else on a new one (the same circuit either way).
+                with trio.move_on_after(min(opts.timeouts.connect, LOG_WARM_UP_WAIT)):
                     await log_ready.wait()
                 await prove_in_log(
                     net, log, signature_line=check.signature.signature_line(), key_line=pubkey.key_line(),
