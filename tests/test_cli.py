@@ -186,3 +186,15 @@ def test_console_script_subcommands_exit_normally(tmp_path: Path) -> None:
             "c.entry()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (3, "atexit ran\n")
+
+
+@pytest.mark.parametrize("closed", [(1,), (1, 2)], ids=["stdout", "stdout-and-stderr"])
+def test_console_script_with_closed_stdio_keeps_the_exit_code_of_a_good_fetch(
+        tmp_path: Path, served: FileServer, closed: tuple[int, ...]) -> None:
+    # A parent that closed fd 1 (or 1 and 2) before exec: Python sets sys.stdout (sys.stderr) to None. The
+    # fetch hands the file over; entry()'s flush must not turn that into exit 1 with the file left at -O.
+    out = sync_part(tmp_path, "core.db.part")
+    r = subprocess.run([*TORFETCH, "--direct", "-O", str(out), f"{served.url}/core.db"], capture_output=True,
+                       text=True, timeout=60, preexec_fn=lambda: [os.close(fd) for fd in closed])
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r.stderr
+    assert out.read_bytes() == b"db bytes" * 1000

@@ -261,6 +261,8 @@ def entry() -> NoReturn:
     if args and args[0] in SUBCOMMANDS:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue  # the fd was closed when we started (Python sets None): nothing was written there
         try:
             stream.flush()
         except (OSError, ValueError):
