@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.servers.base import Handler
 from tests.servers.files import FileServer
+from tests.servers.socks import SocksProxy
+from tests.servers.tls import make_tls
 from torfetch.config import Timeouts
 from torfetch.errors import ConfigError, DownloadTooLarge, FetchTimeout, NetworkError, NotFoundError, TorUnavailable
 from torfetch.net.http import READ_BYTES, Network, _LargeReadBackend, normalise_proxy
@@ -168,3 +171,50 @@ async def test_malformed_urls_are_config_errors() -> None:
         with pytest.raises(ConfigError, match="not a usable http"):
             await net.request("rebuilder", "GET", "http://h.test:99999/x", max_bytes=10, timeout=5,
                               service="http://h.test/")
+
+
+class _TLSWatch(FileServer):
+    """Records, per request, whether its TLS connection resumed an earlier session."""
+
+    def __init__(self, root: Path) -> None:
+        self.resumed: list[bool] = []
+        super().__init__(root)
+
+    def _handle(self, h: Handler, method: str) -> None:
+        self.resumed.append(h.connection.session_reused)
+        super()._handle(h, method)
+
+
+async def test_https_needs_a_trusted_ca_with_the_shared_context(tmp_path: Path) -> None:
+    # One TLS context serves every client now: a certificate no trusted CA signed is still refused, on a
+    # second origin too (the context was not loosened by the first), and the server gets no request.
+    (tmp_path / "f.db").write_bytes(b"x" * 100)
+    tls = make_tls("secure.test", "other.test")
+    with SocksProxy() as socks, FileServer(tmp_path).use_tls(tls.server) as secure:
+        async with Network(proxy=socks.url, timeouts=Timeouts()) as net:
+            for name in ("secure.test", "other.test", "secure.test"):
+                # named as what it is: not "cannot reach the Tor SOCKS proxy ()" (TorUnavailable is a subclass)
+                with pytest.raises(NetworkError, match=r"TLS handshake with .*\.test failed: certificate not "
+                                   r"trusted \(self-signed certificate in certificate chain\)") as err:
+                    await net.get_ok("database", secure.url.replace("127.0.0.1", name) + "/f.db", max_bytes=10**6,
+                                     timeout=30)
+                assert not isinstance(err.value, TorUnavailable) and err.value.exit_code == 3
+        assert secure.requests == []
+        # the same server, the tests' CA given: it was the trust, not the server, that failed
+        async with Network(proxy=socks.url, timeouts=Timeouts(), verify=tls.client) as net:
+            assert await net.get_ok("database", secure.url.replace("127.0.0.1", "secure.test") + "/f.db",
+                                    max_bytes=10**6, timeout=30) == b"x" * 100
+
+
+async def test_the_shared_tls_context_resumes_no_session_across_circuits(tmp_path: Path) -> None:
+    # A resumed TLS session (ticket) would tell the server that two circuits are one client. Each purpose
+    # (its own circuit) opens its own connection to one https origin; none may resume another's session.
+    (tmp_path / "f.db").write_bytes(b"x" * 100)
+    tls = make_tls("secure.test")
+    with SocksProxy() as socks, _TLSWatch(tmp_path).use_tls(tls.server) as secure:
+        url = secure.url.replace("127.0.0.1", "secure.test") + "/f.db"
+        async with Network(proxy=socks.url, timeouts=Timeouts(), verify=tls.client) as net:
+            for purpose in ("database", "signature", "log", "package"):
+                assert await net.get_ok(purpose, url, max_bytes=10**6, timeout=30) == b"x" * 100
+        assert len(socks.by_credentials()) == 4  # four circuits
+        assert secure.resumed == [False] * 4

@@ -521,6 +521,11 @@ class _map_errors:
         if isinstance(exc, socksio.ProtocolError):
             raise CircuitFailed(f"{what}: SOCKS protocol error from the proxy: {exc}") from exc
         if isinstance(exc, httpx.ConnectError):
+            tls = _tls_failure(exc)
+            if tls is not None:  # the proxy and the TCP connection were fine: the server's TLS was not
+                raise NetworkError(f"{what}: TLS handshake with {_show(host_of(self.url))} failed: {tls}",
+                                   hint="an https server needs a certificate a CA in certifi's store signed, "
+                                   "for its name") from exc
             if self.via_proxy:
                 raise TorUnavailable(f"{what}: cannot reach the Tor SOCKS proxy ({exc})",
                                      hint="is tor running and is --proxy its SocksPort?") from exc
@@ -530,3 +535,19 @@ class _map_errors:
         if isinstance(exc, (httpx.HTTPError, OSError, httpx.InvalidURL)):
             raise NetworkError(f"{what}: {type(exc).__name__}: {exc}") from exc
         return False
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """Why TLS failed, if an ssl.SSLError is behind ``exc`` (httpcore wraps it in trio's BrokenResourceError,
+    then in a ConnectError whose text is empty: without this a refused certificate read as "cannot reach
+    the Tor SOCKS proxy ()")."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate not trusted ({_show(str(seen.verify_message or seen.reason))})"
+        if isinstance(seen, ssl.SSLError):
+            return _show(str(seen.reason or seen))
+    return None
