@@ -188,13 +188,24 @@ def test_console_script_subcommands_exit_normally(tmp_path: Path) -> None:
     assert (r.returncode, r.stdout) == (3, "atexit ran\n")
 
 
-@pytest.mark.parametrize("closed", [(1,), (1, 2)], ids=["stdout", "stdout-and-stderr"])
+@pytest.mark.parametrize("closed,flags", [((1,), ()), ((1, 2), ()), ((2,), ("-v",)), ((1, 2), ("-vv",))],
+                         ids=["stdout", "stdout-and-stderr", "stderr-verbose", "both-verbose"])
 def test_console_script_with_closed_stdio_keeps_the_exit_code_of_a_good_fetch(
-        tmp_path: Path, served: FileServer, closed: tuple[int, ...]) -> None:
-    # A parent that closed fd 1 (or 1 and 2) before exec: Python sets sys.stdout (sys.stderr) to None. The
-    # fetch hands the file over; entry()'s flush must not turn that into exit 1 with the file left at -O.
+        tmp_path: Path, served: FileServer, closed: tuple[int, ...], flags: tuple[str, ...]) -> None:
+    # A parent that closed fd 1 (or 2) before exec: Python sets sys.stdout (sys.stderr) to None. The fetch
+    # hands the file over; neither entry()'s flush nor a -v line may turn that into exit 1 with the file at -O
+    # (nor put an error line on stdout instead).
     out = sync_part(tmp_path, "core.db.part")
-    r = subprocess.run([*TORFETCH, "--direct", "-O", str(out), f"{served.url}/core.db"], capture_output=True,
+    r = subprocess.run([*TORFETCH, *flags, "--direct", "-O", str(out), f"{served.url}/core.db"], capture_output=True,
                        text=True, timeout=60, preexec_fn=lambda: [os.close(fd) for fd in closed])
     assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r.stderr
     assert out.read_bytes() == b"db bytes" * 1000
+
+
+def test_closed_stderr_a_failed_fetch_keeps_its_exit_code_and_stdout_clean(tmp_path: Path, served: FileServer) -> None:
+    # sys.stderr is None: print(file=None) would write the error line to stdout; the exit code is what tells
+    out = sync_part(tmp_path, "core.db.sig.part")
+    r = subprocess.run([*TORFETCH, "-v", "--direct", "-O", str(out), f"{served.url}/core.db.sig"], capture_output=True,
+                       text=True, timeout=60, preexec_fn=lambda: os.close(2))
+    assert (r.returncode, r.stdout) == (3, "")
+    assert not out.exists()

@@ -243,6 +243,8 @@ def _key_file_contents(item: str) -> str:
 
 
 def _fail(exc: TorfetchError, verbose: int) -> int:
+    if sys.stderr is None:
+        return exc.exit_code  # fd 2 closed at start: print(file=None) would put the line on stdout
     try:
         print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr, flush=True)
     except OSError:
@@ -328,7 +330,8 @@ def _run(opts: Options, latch: "SignalLatch") -> int:
         if isinstance(failure, TorfetchError):
             return _fail(failure, opts.verbose)
         try:
-            print(f"torfetch: internal error: {type(failure).__name__}: {failure}", file=sys.stderr)
+            if sys.stderr is not None:  # (None: print would write to stdout)
+                print(f"torfetch: internal error: {type(failure).__name__}: {failure}", file=sys.stderr)
         except OSError:
             pass
         if opts.verbose >= 2:

@@ -94,7 +94,7 @@ def _trio_time() -> float:
 class Reporter:
     verbose: int = 0
     quiet: bool = False  # -q: no progress line, no -v lines; warnings still
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    stream: TextIO | None = field(default_factory=lambda: sys.stderr)  # None: fd 2 closed at start
     tty: bool | None = None  # None: ask the stream
     clock: Callable[[], float] = _trio_time
     redraws_per_second: float = 10.0
@@ -154,6 +154,8 @@ class Reporter:
             active.draw(force=True)
 
     def _write(self, text: str) -> None:
+        if self.stream is None:
+            return  # fd 2 was closed when we started (sys.stderr is None): nowhere to write
         try:
             self.stream.write(text)
             self.stream.flush()
