@@ -218,3 +218,48 @@ async def test_the_shared_tls_context_resumes_no_session_across_circuits(tmp_pat
                 assert await net.get_ok(purpose, url, max_bytes=10**6, timeout=30) == b"x" * 100
         assert len(socks.by_credentials()) == 4  # four circuits
         assert secure.resumed == [False] * 4
+
+
+class _ClosesIdleConnections(FileServer):
+    """Drops, unanswered, every request that arrives on a connection it answered before (as a server whose
+    keep-alive idle timer fired while the request was on its way); ``always``: every request at all."""
+
+    def __init__(self, root: Path, always: bool = False) -> None:
+        self.always = always
+        self.served_peers: set[tuple[str, int]] = set()
+        self.dropped: list[tuple[str, str]] = []
+        super().__init__(root)
+
+    def _handle(self, h: Handler, method: str) -> None:
+        if self.always or h.client_address in self.served_peers:
+            self.dropped.append((method, h.path))
+            h.rfile.read(int(h.headers.get("Content-Length") or 0))
+            h.close_connection = True
+            return
+        self.served_peers.add(h.client_address)
+        super()._handle(h, method)
+
+
+async def test_a_get_on_a_connection_the_server_closed_is_sent_again_on_a_new_one(tmp_path: Path) -> None:
+    (tmp_path / "f.db").write_bytes(b"y" * 100)
+    with _ClosesIdleConnections(tmp_path) as server:
+        async with Network(proxy=None, timeouts=Timeouts()) as net:
+            for _ in range(3):
+                assert await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30) == b"y" * 100
+    assert server.dropped == [("GET", "/f.db")] * 2  # each reuse met a closed connection, and was re-sent
+    assert len(server.served_peers) == 3  # on a new connection each time
+
+
+async def test_a_post_or_a_fresh_connection_is_never_sent_twice(tmp_path: Path) -> None:
+    (tmp_path / "f.db").write_bytes(b"y" * 100)
+    with _ClosesIdleConnections(tmp_path) as server:
+        async with Network(proxy=None, timeouts=Timeouts()) as net:
+            await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30)
+            with pytest.raises(NetworkError, match="broke the connection"):  # not idempotent: an upload
+                await net.request("log", "POST", f"{server.url}/f.db", content=b"{}", max_bytes=10**6, timeout=30)
+    assert server.dropped == [("POST", "/f.db")]
+    with _ClosesIdleConnections(tmp_path, always=True) as server:
+        async with Network(proxy=None, timeouts=Timeouts()) as net:
+            with pytest.raises(NetworkError, match="broke the connection"):  # a new connection: the server's answer
+                await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30)
+    assert server.dropped == [("GET", "/f.db")]

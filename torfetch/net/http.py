@@ -334,7 +334,25 @@ class Network:
         self, purpose: str, key: IsolationKey, method: str, url: str, sink: Callable[[bytes], object], *,
         max_bytes: int, content: bytes | None, headers: Mapping[str, str] | None, raise_for_status: bool,
     ) -> tuple[int, Mapping[str, str], str | None]:
-        """One hop. Returns (status, headers, Location of a redirect or None); a redirect's body is not read."""
+        """One hop. Returns (status, headers, Location of a redirect or None); a redirect's body is not read.
+
+        A GET or HEAD sent on a kept-alive connection that the server closed before answering it (the
+        server's idle timer and our request crossed: likelier now that the log's connection is opened at
+        t=0 and sits idle until the signature is in) is sent once more, on a new connection of the same
+        client (the same circuit), as RFC 9112 §9.3.1 allows for idempotent requests. httpcore does not."""
+        retry = method in ("GET", "HEAD")
+        while True:
+            try:
+                return await self._send_once(purpose, key, method, url, sink, max_bytes=max_bytes, content=content,
+                                             headers=headers, raise_for_status=raise_for_status, stale_retry=retry)
+            except _StaleConnection:
+                retry = False
+
+    async def _send_once(
+        self, purpose: str, key: IsolationKey, method: str, url: str, sink: Callable[[bytes], object], *,
+        max_bytes: int, content: bytes | None, headers: Mapping[str, str] | None, raise_for_status: bool,
+        stale_retry: bool,
+    ) -> tuple[int, Mapping[str, str], str | None]:
         direct = not self.uses_proxy(purpose)
         client = self._client(key, direct)
         t = self.timeouts
@@ -346,20 +364,25 @@ class Network:
         quota = t.low_speed_limit * t.low_speed_time
         scope = trio.CancelScope(deadline=trio.current_time() + t.connect)
         phase = "connect"
+        reused, answered = True, False  # until this request opens a connection / gets its status line
 
         def next_window() -> None:
             scope.deadline = trio.current_time() + t.low_speed_time if quota > 0 else math.inf
 
         async def trace(event: str, info: object) -> None:
-            nonlocal phase
-            if event.endswith(".setup_socks5_connection.complete"):
+            nonlocal phase, reused, answered
+            if event.endswith(".connect_tcp.started"):
+                reused = False
+            elif event.endswith(".receive_response_headers.complete"):
+                answered = True
+            elif event.endswith(".setup_socks5_connection.complete"):
                 self._opened[key] = self._opened.get(key, 0) + 1  # one SOCKS stream = one tor STREAM
             elif event.endswith(".send_request_headers.started") and phase == "connect":
                 phase = "transfer"
                 next_window()
 
         with scope:
-            with _map_errors(purpose, url, not direct):
+            with _map_errors(purpose, url, not direct), _stale_connection(lambda: stale_retry and reused and not answered):
                 async with client.stream(method, url, content=content, headers=headers,
                                          extensions={"trace": trace}) as resp:
                     location = resp.headers.get("location")
@@ -499,6 +522,25 @@ def _raise_for_status(status: int, url: str) -> None:
     if status in (404, 410):
         raise NotFoundError(f"{_name(url)}: server answered {status} ({url})")
     raise HTTPStatusError(f"{_name(url)}: server answered HTTP {status} ({url})", status=status)
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection was found closed by the server before it answered: send again (once)."""
+
+
+class _stale_connection:
+    """Turn the failure of a request on a reused connection, before any answer, into _StaleConnection."""
+
+    def __init__(self, applies: Callable[[], bool]) -> None:
+        self.applies = applies
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)) and self.applies():
+            raise _StaleConnection() from exc
+        return False
 
 
 class _map_errors:
