@@ -147,3 +147,46 @@ def test_an_answer_sent_ahead_on_the_warm_ups_connection_fails_closed(tmp_path: 
     assert r.returncode == 1, r.stderr
     assert "log entry" in r.stderr.splitlines()[-1], r.stderr
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["idle-close-crosses-the-lookup", "redirect-elsewhere"])
+def test_the_warm_up_and_the_lookup_ride_the_logs_circuit_and_only_it(tmp_path: Path, repo: Repo,  # noqa: F811
+                                                                      how: str) -> None:
+    # Behind the recording SOCKS proxy: warm-up, lookup (and its re-sent request after the idle close) use
+    # the log's credentials; the warm-up's redirect to another host gets that host's own circuit.
+    import subprocess
+
+    from tests.servers.socks import ATYP_NAME, SocksProxy
+    from tests.test_workflow_syncdb import TORFETCH
+
+    pkg = repo.packages["hello"]
+    (tmp_path / "spy").mkdir()
+    out = tmp_path / "cache" / (pkg.name + ".part")
+    out.parent.mkdir()
+    with SocksProxy() as socks, FileServer(repo.root) as mirror, FileServer(tmp_path / "spy") as spy:
+        at = lambda server, name: server.url.replace("127.0.0.1", name)  # noqa: E731
+        with HostileWarmUpLog(how, elsewhere=at(spy, "elsewhere.test") + "/api/v1/log") as log:
+            key = tmp_path / "rekor.pem"
+            key.write_bytes(log.public_key_pem)
+            cmd = [*TORFETCH, "--proxy", socks.url, "--transparency-url", at(mirror, "mirror.test") + "/sigs",
+                   "--pubkey", repo.key.pub_line, "--log-url", at(log, "rekor.test"), "--log-key", str(key),
+                   "--state-dir", str(tmp_path / "state"), "--pacman-conf", str(pacman_conf(tmp_path, repo)),
+                   "--config", "/dev/null", "-O", str(out), at(mirror, "mirror.test") + f"/repo/{pkg.name}"]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == pkg.read_bytes()
+    assert all(c.atyp == ATYP_NAME for c in socks.connects)
+    by_host: dict[str, set[tuple[str | None, str | None]]] = {}
+    for c in socks.connects:
+        by_host.setdefault(c.host, set()).add(c.credentials)
+    (log_circuit,) = by_host.pop("rekor.test")
+    assert log_circuit[0] == "torfetch-log"
+    connects_to_log = [c for c in socks.connects if c.host == "rekor.test"]
+    if how == "idle-close-crosses-the-lookup":
+        assert log.dropped and len(connects_to_log) >= 2  # the re-sent request: a new stream, the same circuit
+        assert set(by_host) == {"mirror.test"}
+    else:
+        (other,) = by_host.pop("elsewhere.test")
+        assert other[0] == "torfetch-log" and other != log_circuit
+        assert spy.requests == [("GET", "/api/v1/log")]
+    assert log_circuit not in by_host.get("mirror.test", set())
