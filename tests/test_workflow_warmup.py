@@ -190,3 +190,44 @@ def test_the_warm_up_and_the_lookup_ride_the_logs_circuit_and_only_it(tmp_path: 
         assert other[0] == "torfetch-log" and other != log_circuit
         assert spy.requests == [("GET", "/api/v1/log")]
     assert log_circuit not in by_host.get("mirror.test", set())
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_warm_up_is_held_cleans_up_and_exits_130(tmp_path: Path, repo: Repo,  # noqa: F811
+                                                                    sig: str) -> None:
+    # The log trickles the warm-up's answer, the mirror the package: a signal cancels both (the warm-up too),
+    # one line, exit 130, nothing at -O and no temp file.
+    import signal
+    import subprocess
+    import time
+
+    from tests.test_workflow_syncdb import TORFETCH
+
+    pkg = repo.packages["hello"]
+    out = tmp_path / "cache" / (pkg.name + ".part")
+    out.parent.mkdir()
+    with FileServer(repo.root) as mirror, HostileWarmUpLog("trickle-forever") as log:
+        mirror.behaviour.rules[pkg.name] = "trickle"
+        mirror.behaviour.trickle_bytes, mirror.behaviour.trickle_interval = 16, 0.5
+        key = tmp_path / "rekor.pem"
+        key.write_bytes(log.public_key_pem)
+        cmd = [*TORFETCH, "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
+               "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
+               "--pacman-conf", str(pacman_conf(tmp_path, repo)), "--config", "/dev/null", "-O", str(out),
+               f"{mirror.url}/repo/{pkg.name}"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)])
+        try:
+            deadline = time.monotonic() + 60
+            while not (log.warm_ups and any(out.parent.iterdir()) and ("GET", f"/repo/{pkg.name}") in mirror.requests):
+                assert time.monotonic() < deadline and p.poll() is None, "torfetch never got under way"
+                time.sleep(0.05)
+            p.send_signal(getattr(signal, sig))
+            _, err = p.communicate(timeout=30)
+        finally:
+            log.stop_trickle.set()
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 130, err
+    assert err.splitlines() == [f"torfetch: interrupted by {sig}: {out.name} was not written"], err
+    assert list(out.parent.iterdir()) == []

@@ -263,3 +263,20 @@ async def test_a_post_or_a_fresh_connection_is_never_sent_twice(tmp_path: Path) 
             with pytest.raises(NetworkError, match="broke the connection"):  # a new connection: the server's answer
                 await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30)
     assert server.dropped == [("GET", "/f.db")]
+
+
+async def test_an_http_services_client_never_completes_a_tls_handshake(tmp_path: Path) -> None:
+    # The no-CA context of an http:// origin is only ever on clients whose key names an http:// service; if an
+    # https URL ever reached such a client (a caller's service= on another scheme), the handshake fails: even
+    # the tests' own CA, given as verify, does not apply there.
+    (tmp_path / "f.db").write_bytes(b"x" * 100)
+    tls = make_tls("secure.test")
+    with SocksProxy() as socks, FileServer(tmp_path).use_tls(tls.server) as secure:
+        url = secure.url.replace("127.0.0.1", "secure.test")
+        async with Network(proxy=socks.url, timeouts=Timeouts(), verify=tls.client) as net:
+            with pytest.raises(NetworkError, match="TLS handshake with secure.test failed: certificate not trusted"):
+                await net.request("rebuilder", "GET", url + "/f.db", max_bytes=10**6, timeout=30,
+                                  service=url.replace("https://", "http://") + "/")
+            r = await net.request("rebuilder", "GET", url + "/f.db", max_bytes=10**6, timeout=30, service=url + "/")
+            assert r.body == b"x" * 100
+    assert secure.requests == [("GET", "/f.db")]
