@@ -209,3 +209,24 @@ def test_closed_stderr_a_failed_fetch_keeps_its_exit_code_and_stdout_clean(tmp_p
                        text=True, timeout=60, preexec_fn=lambda: os.close(2))
     assert (r.returncode, r.stdout) == (3, "")
     assert not out.exists()
+
+
+def test_an_https_mirror_no_trusted_ca_signed_is_refused_in_one_line(tmp_path: Path) -> None:
+    # the shared certifi context (net/http.py) refuses the tests' own CA: exit 3, the line says TLS, not Tor,
+    # and a stale -O is gone
+    from tests.servers.socks import SocksProxy
+    from tests.servers.tls import make_tls
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "core.db").write_bytes(b"db bytes")
+    out = sync_part(tmp_path, "core.db.part")
+    out.write_bytes(b"stale")
+    tls = make_tls("secure.test")
+    with SocksProxy() as socks, FileServer(tmp_path / "www").use_tls(tls.server) as secure:
+        r = run("--proxy", socks.url, "--config", "/dev/null", "-O", str(out),
+                secure.url.replace("127.0.0.1", "secure.test") + "/core.db")
+        assert secure.requests == []
+    assert r.returncode == 3, r.stderr
+    line = one_line(r.stderr)
+    assert "TLS handshake with secure.test failed: certificate not trusted" in line and "SOCKS" not in line, line
+    assert not out.exists()
