@@ -2,7 +2,8 @@
 there, the fetch is decided by the lookup alone, ends, and tells no one else what the package is.
 
 The log answers its first GET /api/v1/log (the warm-up: the lookup's own comes only once the signature is in)
-in one of the ways below and every later request honestly; a second variant lies in the lookup instead.
+in one of the ways below and every later request honestly; other tests: an honest warm-up and a lying
+lookup, the SOCKS credentials each request used, and a signal while the warm-up is held.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from tests.repo import Repo
 from tests.servers.base import Handler
 from tests.servers.files import FileServer
-from tests.servers.rekor import Misbehaviour, RekorServer
+from tests.servers.rekor import RekorServer
 from tests.test_workflow_syncdb import fetch, pacman_conf, repo  # noqa: F401 (repo: the fixture)
 
 TRICKLE_BOUND = 60.0  # seconds a never-ending answer trickles at most (the test's bound, not torfetch's)
@@ -57,11 +58,12 @@ class HostileWarmUpLog(RekorServer):
         if self.how == "http-500":
             w.write(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 5\r\n\r\nerror")
         elif self.how == "redirect-elsewhere":
-            w.write(b"HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: " + self.elsewhere.encode() + b"\r\nContent-Length: 0\r\n\r\n")
+            w.write(b"HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: " + self.elsewhere.encode()
+                    + b"\r\nContent-Length: 0\r\n\r\n")
         elif self.how == "redirect-to-https":
             # the log's own port, as https: a TLS handshake with a plain HTTP server must fail, swallowed
-            w.write(b"HTTP/1.1 307 Temporary Redirect\r\nConnection: close\r\nLocation: " + self.url.replace("http://", "https://").encode()
-                    + b"/api/v1/log\r\nContent-Length: 0\r\n\r\n")
+            w.write(b"HTTP/1.1 307 Temporary Redirect\r\nConnection: close\r\nLocation: "
+                    + self.url.replace("http://", "https://").encode() + b"/api/v1/log\r\nContent-Length: 0\r\n\r\n")
         elif self.how == "huge-content-length":
             w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 99999999999\r\n\r\n" + b"{" * 65536)
         elif self.how == "huge-chunked":
@@ -74,8 +76,8 @@ class HostileWarmUpLog(RekorServer):
                     break
         elif self.how == "gzip-bomb":
             bomb = gzip.compress(b"\0" * (64 << 20))
-            w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(bomb), bomb))
+            w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                    b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(bomb), bomb))
         elif self.how == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
@@ -93,7 +95,7 @@ class HostileWarmUpLog(RekorServer):
                     break  # torfetch hung up: the warm-up was cancelled
         elif self.how == "smuggled-answer":
             # a complete answer, then bytes meant to be read as the answer to the next request on this
-            # connection (the lookup): a log answers the lookup itself anyway, so this must change nothing
+            # connection (the lookup): see test_an_answer_sent_ahead_on_the_warm_ups_connection_fails_closed
             body = b'{"treeSize": 1}'
             w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
                     + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
@@ -101,8 +103,8 @@ class HostileWarmUpLog(RekorServer):
         w.flush()
 
 
-HOW = ["idle-close-crosses-the-lookup", "http-500", "redirect-elsewhere", "redirect-to-https", "huge-content-length", "huge-chunked", "gzip-bomb",
-       "reset", "trickle-forever"]
+HOW = ["idle-close-crosses-the-lookup", "http-500", "redirect-elsewhere", "redirect-to-https", "huge-content-length",
+       "huge-chunked", "gzip-bomb", "reset", "trickle-forever"]
 
 
 @pytest.mark.parametrize("how", HOW)
@@ -134,7 +136,6 @@ def test_an_honest_warm_up_does_not_excuse_a_lying_lookup(tmp_path: Path, repo: 
     assert ("GET", "/api/v1/log") in log.requests
     assert r.returncode == 1, r.stderr
     assert not out.exists() and list(out.parent.iterdir()) == []
-    assert isinstance(log.lie, Misbehaviour)
 
 
 def test_an_answer_sent_ahead_on_the_warm_ups_connection_fails_closed(tmp_path: Path, repo: Repo) -> None:  # noqa: F811
@@ -215,8 +216,8 @@ def test_a_signal_while_the_warm_up_is_held_cleans_up_and_exits_130(tmp_path: Pa
                "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
                "--pacman-conf", str(pacman_conf(tmp_path, repo)), "--config", "/dev/null", "-O", str(out),
                f"{mirror.url}/repo/{pkg.name}"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)])
+        defaults = lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)]  # noqa: E731
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=defaults)
         try:
             deadline = time.monotonic() + 60
             while not (log.warm_ups and any(out.parent.iterdir()) and ("GET", f"/repo/{pkg.name}") in mirror.requests):

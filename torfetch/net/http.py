@@ -381,8 +381,9 @@ class Network:
                 phase = "transfer"
                 next_window()
 
+        stale = _stale_connection(lambda: stale_retry and reused and not answered)
         with scope:
-            with _map_errors(purpose, url, not direct), _stale_connection(lambda: stale_retry and reused and not answered):
+            with _map_errors(purpose, url, not direct), stale:
                 async with client.stream(method, url, content=content, headers=headers,
                                          extensions={"trace": trace}) as resp:
                     location = resp.headers.get("location")
