@@ -93,6 +93,19 @@ class HostileWarmUpLog(RekorServer):
                     w.flush()
                 except OSError:
                     break  # torfetch hung up: the warm-up was cancelled
+        elif self.how == "switching-protocols":
+            w.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            w.flush()
+            self.stop_trickle.wait(TRICKLE_BOUND)  # then silence on the "upgraded" connection
+        elif self.how == "informational-flood":
+            for _ in range(int(TRICKLE_BOUND / 0.05)):  # 1xx answers, never a final one
+                if self.stop_trickle.wait(0.05):
+                    break
+                try:
+                    w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+                    w.flush()
+                except OSError:
+                    break
         elif self.how == "smuggled-answer":
             # a complete answer, then bytes meant to be read as the answer to the next request on this
             # connection (the lookup): see test_an_answer_sent_ahead_on_the_warm_ups_connection_fails_closed
@@ -104,7 +117,7 @@ class HostileWarmUpLog(RekorServer):
 
 
 HOW = ["idle-close-crosses-the-lookup", "http-500", "redirect-elsewhere", "redirect-to-https", "huge-content-length",
-       "huge-chunked", "gzip-bomb", "reset", "trickle-forever"]
+       "huge-chunked", "gzip-bomb", "reset", "trickle-forever", "switching-protocols", "informational-flood"]
 
 
 @pytest.mark.parametrize("how", HOW)
