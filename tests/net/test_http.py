@@ -224,8 +224,8 @@ class _ClosesIdleConnections(FileServer):
     """Drops, unanswered, every request that arrives on a connection it answered before (as a server whose
     keep-alive idle timer fired while the request was on its way); ``always``: every request at all."""
 
-    def __init__(self, root: Path, always: bool = False) -> None:
-        self.always = always
+    def __init__(self, root: Path, always: bool = False, half_answer: bool = False) -> None:
+        self.always, self.half_answer = always, half_answer  # half_answer: a status line and half a body
         self.served_peers: set[tuple[str, int]] = set()
         self.dropped: list[tuple[str, str]] = []
         super().__init__(root)
@@ -234,6 +234,9 @@ class _ClosesIdleConnections(FileServer):
         if self.always or h.client_address in self.served_peers:
             self.dropped.append((method, h.path))
             h.rfile.read(int(h.headers.get("Content-Length") or 0))
+            if self.half_answer:
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"y" * 50)
+                h.wfile.flush()
             h.close_connection = True
             return
         self.served_peers.add(h.client_address)
@@ -250,7 +253,7 @@ async def test_a_get_on_a_connection_the_server_closed_is_sent_again_on_a_new_on
     assert len(server.served_peers) == 3  # on a new connection each time
 
 
-async def test_a_post_or_a_fresh_connection_is_never_sent_twice(tmp_path: Path) -> None:
+async def test_a_post_a_begun_answer_or_a_fresh_connection_is_never_sent_twice(tmp_path: Path) -> None:
     (tmp_path / "f.db").write_bytes(b"y" * 100)
     with _ClosesIdleConnections(tmp_path) as server:
         async with Network(proxy=None, timeouts=Timeouts()) as net:
@@ -258,6 +261,12 @@ async def test_a_post_or_a_fresh_connection_is_never_sent_twice(tmp_path: Path) 
             with pytest.raises(NetworkError, match="broke the connection"):  # not idempotent: an upload
                 await net.request("log", "POST", f"{server.url}/f.db", content=b"{}", max_bytes=10**6, timeout=30)
     assert server.dropped == [("POST", "/f.db")]
+    with _ClosesIdleConnections(tmp_path, half_answer=True) as server:
+        async with Network(proxy=None, timeouts=Timeouts()) as net:
+            await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30)
+            with pytest.raises(NetworkError, match="broke the connection"):  # answered: half a body is an answer
+                await net.get_ok("log", f"{server.url}/f.db", max_bytes=10**6, timeout=30)
+    assert server.dropped == [("GET", "/f.db")]
     with _ClosesIdleConnections(tmp_path, always=True) as server:
         async with Network(proxy=None, timeouts=Timeouts()) as net:
             with pytest.raises(NetworkError, match="broke the connection"):  # a new connection: the server's answer
