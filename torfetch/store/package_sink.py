@@ -1,0 +1,263 @@
+"""The receiving end of a package download: write, sha256 and .PKGINFO, off the event loop's thread.
+
+The problem: on a fast link the receiving task has more to do per MiB than
+the network: SHA-256 (about 1 s per GiB on one core here), the write into the
+page cache and, at commit, an fsync that waits for the whole file to reach
+the disk. Done inline, these add up behind the socket reads.
+
+So the bytes are handed, as they arrive, to two long-lived worker threads
+(``trio.to_thread``), each with its own queue of references to the same
+immutable chunks: one hashes them and feeds ``PkgInfoReader``, the other
+writes them to the ``AtomicOutput`` and starts the kernel's writeback of
+each finished stretch (``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux
+has it), so the commit's fsync has little left to wait for. Both release the
+GIL (hashlib for buffers over 2 KiB, ``os.write``), so they run beside the
+socket reads. A thread hop per chunk through ``trio.to_thread`` was slower:
+here a hand-off is a ``SimpleQueue.put``.
+
+Memory stays flat: at most ``max_pending`` bytes are queued; past that
+``__call__`` returns an awaitable that the stream awaits (``Network.stream``
+awaits whatever a sink returns), so the socket is not read until the slower
+worker caught up. Fail closed: a worker's error (a full disk, say) is raised
+by the next ``__call__`` and by ``finish()``; leaving the ``open`` block
+early stops both workers before it returns (nothing is written after it),
+and the caller's ``AtomicOutput`` then removes the temporary file.
+Durability is unchanged: ``AtomicOutput.commit`` still fsyncs before the
+rename.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from ..pacman.pkginfo import PkgInfoReader
+from .output import AtomicOutput
+
+#: bytes queued for the slower worker at most, before the stream waits (chunks are <= 1 MiB each)
+MAX_PENDING = 2 * 1024 * 1024
+#: writeback is started for every stretch of this many bytes once it is written
+WRITEBACK_BYTES = 8 * 1024 * 1024
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages in the range, do not wait
+
+
+@functools.cache
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range, or None where there is none (then only the commit's fsync writes back)."""
+    if os.uname().sysname != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc is there (no ldconfig run)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+@dataclass
+class Writeback:
+    """Start the kernel's writeback of a file's written bytes every ``every`` bytes (best effort, never waits).
+
+    It never changes the bytes and never replaces the fsync before the rename:
+    it only moves the disk writes earlier, during the download. A failing call
+    (a filesystem without it) just stops further calls.
+    """
+
+    fd: int
+    every: int = WRITEBACK_BYTES
+    started: int = 0  # writeback was started for [0, started)
+    calls: int = 0
+    _fn: Callable[[int, int, int, int], int] | None = field(default=None, init=False, repr=False)
+    _off: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._fn = _load_sync_file_range()
+        self._off = self._fn is None or self.every <= 0
+
+    def written(self, upto: int) -> None:
+        """``upto`` bytes of the file are written."""
+        if self._off or upto - self.started < self.every:
+            return
+        assert self._fn is not None
+        if self._fn(self.fd, self.started, upto - self.started, _SYNC_FILE_RANGE_WRITE) != 0:
+            self._off = True  # e.g. EINVAL/ESPIPE: not worth a second try; the fsync still makes it durable
+            return
+        self.calls += 1
+        self.started = upto
+
+
+_STOP = None  # sentinel: no more chunks
+
+
+class _Worker:
+    """One thread's queue and what it has done; ``step`` runs in that thread."""
+
+    def __init__(self, name: str, step: Callable[[bytes], None]) -> None:
+        self.name = name
+        self.step = step
+        self.q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.done = 0  # bytes processed (written by this worker's thread only)
+
+
+class PackageSink:
+    """Feed a package's bytes in order (``sink(chunk)``); ``await finish()`` gives the sha256 once all is written.
+
+    Use ``async with PackageSink.open(out, pkginfo) as sink``. ``sink`` is
+    the callable ``Network.stream`` wants: it returns None, or an awaitable
+    when the queue is full (the stream awaits it before reading on).
+    """
+
+    def __init__(self, out: AtomicOutput, pkginfo: PkgInfoReader | None = None, *,
+                 max_pending: int = MAX_PENDING, writeback_bytes: int = WRITEBACK_BYTES,
+                 on_chunk: Callable[[int], None] | None = None) -> None:
+        self.out = out
+        self.pkginfo = pkginfo
+        self.max_pending = max_pending
+        self.on_chunk = on_chunk
+        self.received = 0
+        self._hasher = hashlib.sha256()
+        self._writeback = Writeback(out.fileno(), writeback_bytes)
+        self._workers = (_Worker("sha256", self._hash_step), _Worker("write", self._write_step))
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self.aborted = threading.Event()  # set when the block is left early: the workers drop what is queued
+        self._room: trio.Event | None = None  # set (from a worker, via the trio token) when there is room again
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._finished = False
+        self._digest: str | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, out: AtomicOutput, pkginfo: PkgInfoReader | None = None,
+                   **kwargs: object) -> AsyncIterator["PackageSink"]:
+        sink = cls(out, pkginfo, **kwargs)  # type: ignore[arg-type]
+        token = sink._token = trio.lowlevel.current_trio_token()
+        stopped = [trio.Event() for _ in sink._workers]
+        for w, ev in zip(sink._workers, stopped):
+            # trio's own worker threads, without a nursery (which would wrap the caller's errors in a group)
+            trio.lowlevel.start_thread_soon(functools.partial(sink._run, w),
+                                            functools.partial(sink._thread_ended, token, ev))
+        try:
+            yield sink
+        finally:
+            if not sink._finished:
+                sink.aborted.set()  # left early (an error, a cancellation): the workers drop what is queued
+            sink._close_queues()
+            # the block is left only once both threads stopped touching the file (at most one chunk's work)
+            with trio.CancelScope(shield=True):
+                for ev in stopped:
+                    await ev.wait()
+
+    def _thread_ended(self, token: trio.lowlevel.TrioToken, ev: trio.Event, result: object) -> None:
+        error = getattr(result, "error", None)  # an outcome.Error; _run itself catches what a step raises
+        if error is not None:  # pragma: no cover
+            with self._lock:
+                self._error = self._error or error
+        token.run_sync_soon(ev.set)
+
+    # -- the receiving side (the event loop's thread) ---------------------------------------
+
+    def __call__(self, chunk: bytes) -> Awaitable[None] | None:
+        if self._error is not None:
+            raise self._error
+        if self._finished:
+            raise RuntimeError("PackageSink fed after finish()")
+        chunk = bytes(chunk)  # workers keep a reference: it must not change (a no-op for bytes)
+        self.received += len(chunk)
+        for w in self._workers:
+            w.q.put(chunk)
+        if self.on_chunk is not None:
+            self.on_chunk(len(chunk))
+        if self._pending() > self.max_pending:
+            return self._wait_for_room()
+        return None
+
+    def _pending(self) -> int:
+        return self.received - min(w.done for w in self._workers)
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that a worker has not processed yet (what the queues hold)."""
+        return self._pending()
+
+    async def _wait_for_room(self) -> None:
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if self._pending() <= self.max_pending // 2:
+                    return
+                self._room = room = trio.Event()
+            await room.wait()
+
+    async def finish(self) -> str:
+        """Wait until every byte is hashed and written; the lowercase hex sha256, or the worker's error."""
+        self._finished = True
+        self._close_queues()
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if all(w.done == self.received for w in self._workers):
+                    break
+                self._room = room = trio.Event()
+            await room.wait()
+        self._digest = self._hasher.hexdigest()
+        return self._digest
+
+    def _close_queues(self) -> None:
+        for w in self._workers:
+            w.q.put(_STOP)
+
+    # -- the worker threads ------------------------------------------------------------------
+
+    def _hash_step(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        if self.pkginfo is not None and self.pkginfo.result is None:
+            self.pkginfo.feed(chunk)  # never raises: a bad package is reported by pkginfo.finish()
+
+    def _write_step(self, chunk: bytes) -> None:
+        self.out.write(chunk)
+        self._writeback.written(self.out.size)
+
+    def _run(self, w: _Worker) -> None:
+        while True:
+            chunk = w.q.get()
+            if chunk is _STOP:
+                return
+            if self.aborted.is_set() or self._error is not None:
+                continue  # drain: nothing more is written or hashed once the fetch failed or was left
+            try:
+                w.step(chunk)
+            except BaseException as exc:  # e.g. LocalStorageError from a full disk: fail the fetch
+                with self._lock:
+                    if self._error is None:
+                        self._error = exc
+                self._wake()
+                continue
+            with self._lock:
+                w.done += len(chunk)
+                wake = self._room is not None and (self._finished or self._pending() <= self.max_pending // 2)
+            if wake:
+                self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            room, self._room = self._room, None
+        if room is not None and self._token is not None:
+            try:
+                self._token.run_sync_soon(room.set)
+            except trio.RunFinishedError:  # pragma: no cover - the run ended under us
+                pass
