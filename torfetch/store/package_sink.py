@@ -43,10 +43,13 @@ import trio
 from ..pacman.pkginfo import PkgInfoReader
 from .output import AtomicOutput
 
-#: bytes queued for the slower worker at most, before the stream waits (chunks are <= 1 MiB each)
+#: bytes queued for the slower worker at most before the stream waits (reads are <= 512 KiB). Measured on the
+#: 1 GiB fetch: 2, 4 and 16 MiB were as fast; each MiB more is about one more MiB of peak RSS (16 MiB: 75 MiB).
 MAX_PENDING = 2 * 1024 * 1024
-#: writeback is started for every stretch of this many bytes once it is written
-WRITEBACK_BYTES = 8 * 1024 * 1024
+#: writeback is started for every stretch of this many bytes once it is written. Measured on the 1 GiB fetch
+#: (median of 5, wall): none 2.8 s (the commit's fsync then waits ~0.5 s), 8 MiB 2.27, 16 MiB 2.10, 32 MiB 2.05,
+#: 64 MiB 2.47; 16 MiB leaves the fsync at most that much to wait for on a slow disk.
+WRITEBACK_BYTES = 16 * 1024 * 1024
 
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages in the range, do not wait
 
