@@ -81,19 +81,29 @@ async def test_pkginfo_is_read_in_the_worker(tmp_path: Path) -> None:
     assert (info.pkgname, info.pkgver) == ("foo", "1.2-3")
 
 
-async def test_the_stream_waits_while_the_writer_is_behind(tmp_path: Path) -> None:
+class _SlowReader:
+    """A PkgInfoReader stand-in whose feed() (run in the hasher's thread) waits for the test, or raises."""
+
+    def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
+        self.result = None
+        self.gate, self.fail = gate, fail
+        self.fed: list[bytes] = []
+        self.entered = threading.Event()
+
+    def feed(self, chunk: bytes) -> None:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(60)
+        if self.fail:
+            raise MemoryError("feed broke")
+        self.fed.append(chunk)
+
+
+async def test_the_stream_waits_while_the_hasher_is_behind(tmp_path: Path) -> None:
     release = threading.Event()
-    writes: list[int] = []
+    reader = _SlowReader(release)
     with AtomicOutput(tmp_path / "out.part") as out:
-        real_write = out.write
-
-        def slow_write(chunk: bytes) -> None:
-            release.wait(60)  # the disk is stuck until the test lets it go
-            writes.append(len(chunk))
-            real_write(chunk)
-
-        out.write = slow_write  # type: ignore[method-assign]
-        async with PackageSink.open(out, max_pending=4096) as sink:
+        async with PackageSink.open(out, reader, max_pending=4096) as sink:  # type: ignore[arg-type]
             accepted = 0
             wait = None
             while wait is None and accepted < 100:
@@ -101,96 +111,82 @@ async def test_the_stream_waits_while_the_writer_is_behind(tmp_path: Path) -> No
                 accepted += 1
             # memory is bounded: the sink asked the stream to wait once 4 KiB (plus the last chunk) were queued
             assert wait is not None and accepted == 5 and sink.pending == 5 * 1024
-            assert writes == []
+            assert reader.fed == [] and out.size == 5 * 1024  # the writes are not held up by the hasher
             release.set()
             await wait
-            assert sink.pending <= 2048  # it lets the stream go on once half the queue is written
+            assert sink.pending <= 2048  # it lets the stream go on once half the queue is hashed
             assert await sink.finish() == hashlib.sha256(b"x" * 5 * 1024).hexdigest()
+            assert len(reader.fed) == 5
         out.commit()
     assert (tmp_path / "out.part").read_bytes() == b"x" * 5 * 1024
 
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO], ids=errno.errorcode.get)
-async def test_a_failing_write_in_the_worker_fails_the_fetch_closed(tmp_path: Path, err: int) -> None:
+async def test_a_failing_write_fails_the_fetch_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      err: int) -> None:
     target = tmp_path / "out.part"
     calls = 0
     with pytest.raises(LocalStorageError) as info:
         with AtomicOutput(target) as out:
             real = os.write
 
-            def write(fd: int, data: object) -> int:
+            def write(fd: int, data: bytes) -> int:
                 nonlocal calls
                 if fd == out.fileno():
                     calls += 1
                     if calls == 3:
                         raise OSError(err, os.strerror(err))
-                return real(fd, data)  # type: ignore[arg-type]
+                return real(fd, data)
 
-            os_write = os.write
-            os.write = write  # type: ignore[assignment]
-            try:
-                async with PackageSink.open(out, max_pending=1 << 20) as sink:
-                    await _feed(sink, [b"y" * 1000] * 10)
-                    await sink.finish()
-            finally:
-                os.write = os_write  # type: ignore[assignment]
+            monkeypatch.setattr(os, "write", write)
+            async with PackageSink.open(out, max_pending=1 << 20) as sink:
+                await _feed(sink, [b"y" * 1000] * 10)
+                await sink.finish()
             out.commit()  # not reached
+    monkeypatch.undo()
     assert errno.errorcode[err] in info.value.one_line() and str(tmp_path) in info.value.one_line()
     assert not target.exists() and _temps(tmp_path) == []
     assert calls == 3  # nothing written after the failure
 
 
-async def test_the_sink_raises_the_workers_error_on_the_next_chunk(tmp_path: Path) -> None:
+async def test_an_error_in_the_hasher_thread_fails_the_fetch(tmp_path: Path) -> None:
+    # feed() never raises by contract; if the thread ever fails, the fetch must not go on as if it had hashed
     with AtomicOutput(tmp_path / "out.part") as out:
-        failed = threading.Event()
-
-        def broken(chunk: bytes) -> None:
-            failed.set()
-            raise LocalStorageError("cannot write out.part in /x: disk gone")
-
-        out.write = broken  # type: ignore[method-assign]
-        with pytest.raises(LocalStorageError, match="disk gone"):
-            async with PackageSink.open(out, max_pending=0) as sink:
-                # max_pending 0: each chunk waits until it is written, so the error comes back at once
-                await _feed(sink, [b"a" * 10, b"b" * 10, b"c" * 10])
-        assert failed.is_set()
-
-
-async def test_nothing_is_written_after_the_block_is_left_early(tmp_path: Path) -> None:
-    # a check failed or the fetch was cancelled while chunks were still queued
-    written: list[bytes] = []
-    with AtomicOutput(tmp_path / "out.part") as out:
-        sink_ref: list[PackageSink] = []
-        writing = threading.Event()
-
-        def write(chunk: bytes) -> None:
-            writing.set()
-            sink_ref[0].aborted.wait(60)  # the first chunk is held until the block is left
-            written.append(chunk)
-
-        out.write = write  # type: ignore[method-assign]
-        with pytest.raises(RuntimeError, match="a check failed"):
-            async with PackageSink.open(out, max_pending=1 << 20) as sink:
-                sink_ref.append(sink)
-                await _feed(sink, [b"1" * 10, b"2" * 10, b"3" * 10])
-                await trio.to_thread.run_sync(writing.wait, 60)  # the writer is inside the first chunk
-                raise RuntimeError("a check failed")
-        # the block returned only after the writer stopped: it finished the chunk it had, dropped the rest
-        assert written == [b"1" * 10]
+        with pytest.raises(MemoryError, match="feed broke"):
+            async with PackageSink.open(out, _SlowReader(fail=True)) as sink:  # type: ignore[arg-type]
+                await _feed(sink, [b"a" * 10, b"b" * 10])
+                await sink.finish()
     assert _temps(tmp_path) == []
 
 
-async def test_cancellation_stops_the_workers(tmp_path: Path) -> None:
+async def test_nothing_is_hashed_after_the_block_is_left_early(tmp_path: Path) -> None:
+    # a check failed or the fetch was cancelled while chunks were still queued
+    reader = _SlowReader()
+    with AtomicOutput(tmp_path / "out.part") as out:
+        with pytest.raises(RuntimeError, match="a check failed"):
+            async with PackageSink.open(out, reader, max_pending=1 << 20) as sink:  # type: ignore[arg-type]
+                reader.gate = sink.aborted  # the first chunk is held until the block is left
+                await _feed(sink, [b"1" * 10, b"2" * 10, b"3" * 10])
+                await trio.to_thread.run_sync(reader.entered.wait, 60)  # the hasher is inside the first chunk
+                raise RuntimeError("a check failed")
+        # the block returned only after the hasher stopped: it finished the chunk it had, dropped the rest
+        assert reader.fed == [b"1" * 10] and sink.hashed == 10
+    assert _temps(tmp_path) == []
+
+
+async def test_cancellation_stops_the_hasher(tmp_path: Path) -> None:
+    reader = _SlowReader()
     with AtomicOutput(tmp_path / "out.part") as out:
         with trio.CancelScope() as scope:
-            async with PackageSink.open(out, max_pending=1 << 20) as sink:
+            async with PackageSink.open(out, reader, max_pending=1 << 20) as sink:  # type: ignore[arg-type]
                 await _feed(sink, [b"z" * 100] * 5)
                 scope.cancel()
                 await trio.sleep(10)  # cancelled here
         assert scope.cancelled_caught and sink.aborted.is_set()
-        size = out.size
+        fed = len(reader.fed)
+        sink._q.put(b"late")  # the thread is gone: nobody takes this
         await trio.sleep(0.05)
-        assert out.size == size <= 500  # both threads are gone: nothing more is written
+        assert len(reader.fed) == fed <= 5 and sink._q.qsize() == 1
     assert _temps(tmp_path) == []
 
 

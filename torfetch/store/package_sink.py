@@ -1,27 +1,27 @@
-"""The receiving end of a package download: write, sha256 and .PKGINFO, off the event loop's thread.
+"""The receiving end of a package download: write, sha256 and .PKGINFO, the hashing off the event loop's thread.
 
 The problem: on a fast link the receiving task has more to do per MiB than
 the network: SHA-256 (about 1 s per GiB on one core here), the write into the
 page cache and, at commit, an fsync that waits for the whole file to reach
 the disk. Done inline, these add up behind the socket reads.
 
-So the bytes are handed, as they arrive, to two long-lived worker threads
-(``trio.to_thread``), each with its own queue of references to the same
-immutable chunks: one hashes them and feeds ``PkgInfoReader``, the other
-writes them to the ``AtomicOutput`` and starts the kernel's writeback of
-each finished stretch (``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux
-has it), so the commit's fsync has little left to wait for. Both release the
-GIL (hashlib for buffers over 2 KiB, ``os.write``), so they run beside the
-socket reads. A thread hop per chunk through ``trio.to_thread`` was slower:
-here a hand-off is a ``SimpleQueue.put``.
+So the bytes are handed, as they arrive, to one long-lived worker thread
+(trio's thread cache) that hashes them and feeds ``PkgInfoReader``; hashlib
+releases the GIL for buffers over 2 KiB, so it runs beside the socket reads.
+A hand-off is a ``SimpleQueue.put`` of a reference to the immutable chunk (a
+``trio.to_thread`` hop per chunk was slower). The write stays in the
+receiving thread, as before: a second thread for it was measured slower on 2
+cores (1 GiB: median 2.67 s vs 2.48 s, more CPU in GIL hand-offs). Every
+``WRITEBACK_BYTES`` the kernel is asked to start writing back what was written
+(``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux has it, which does not
+wait), so the commit's fsync has little left to wait for.
 
-Memory stays flat: at most ``max_pending`` bytes are queued; past that
-``__call__`` returns an awaitable that the stream awaits (``Network.stream``
-awaits whatever a sink returns), so the socket is not read until the slower
-worker caught up. Fail closed: a worker's error (a full disk, say) is raised
-by the next ``__call__`` and by ``finish()``; leaving the ``open`` block
-early stops both workers before it returns (nothing is written after it),
-and the caller's ``AtomicOutput`` then removes the temporary file.
+Memory stays flat: at most ``max_pending`` bytes wait for the hasher; past
+that ``__call__`` returns an awaitable that the stream awaits
+(``Network.stream`` awaits what a sink returns), so the socket is not read
+until the hasher caught up. Fail closed: a write error (a full disk, say)
+raises at once; leaving the ``open`` block early stops the hasher before it
+returns, and the caller's ``AtomicOutput`` then removes the temporary file.
 Durability is unchanged: ``AtomicOutput.commit`` still fsyncs before the
 rename.
 """
@@ -43,7 +43,7 @@ import trio
 from ..pacman.pkginfo import PkgInfoReader
 from .output import AtomicOutput
 
-#: bytes queued for the slower worker at most before the stream waits (reads are <= 512 KiB). Measured on the
+#: bytes queued for the hasher at most before the stream waits (reads are <= 512 KiB). Measured on the
 #: 1 GiB fetch: 2, 4 and 16 MiB were as fast; each MiB more is about one more MiB of peak RSS (16 MiB: 75 MiB).
 MAX_PENDING = 2 * 1024 * 1024
 #: writeback is started for every stretch of this many bytes once it is written. Measured on the 1 GiB fetch
@@ -104,22 +104,13 @@ class Writeback:
 _STOP = None  # sentinel: no more chunks
 
 
-class _Worker:
-    """One thread's queue and what it has done; ``step`` runs in that thread."""
-
-    def __init__(self, name: str, step: Callable[[bytes], None]) -> None:
-        self.name = name
-        self.step = step
-        self.q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self.done = 0  # bytes processed (written by this worker's thread only)
-
-
 class PackageSink:
-    """Feed a package's bytes in order (``sink(chunk)``); ``await finish()`` gives the sha256 once all is written.
+    """Feed a package's bytes in order (``sink(chunk)``); ``await finish()`` gives the sha256 once all is hashed.
 
     Use ``async with PackageSink.open(out, pkginfo) as sink``. ``sink`` is
     the callable ``Network.stream`` wants: it returns None, or an awaitable
-    when the queue is full (the stream awaits it before reading on).
+    when the hasher is ``max_pending`` bytes behind (the stream awaits it
+    before reading on).
     """
 
     def __init__(self, out: AtomicOutput, pkginfo: PkgInfoReader | None = None, *,
@@ -130,16 +121,16 @@ class PackageSink:
         self.max_pending = max_pending
         self.on_chunk = on_chunk
         self.received = 0
+        self.hashed = 0  # bytes the hasher is done with (written by its thread only)
         self._hasher = hashlib.sha256()
         self._writeback = Writeback(out.fileno(), writeback_bytes)
-        self._workers = (_Worker("sha256", self._hash_step), _Worker("write", self._write_step))
+        self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._error: BaseException | None = None
-        self.aborted = threading.Event()  # set when the block is left early: the workers drop what is queued
-        self._room: trio.Event | None = None  # set (from a worker, via the trio token) when there is room again
+        self.aborted = threading.Event()  # set when the block is left early: the hasher drops what is queued
+        self._room: trio.Event | None = None  # set (from the hasher, via the trio token) when there is room again
         self._token: trio.lowlevel.TrioToken | None = None
         self._finished = False
-        self._digest: str | None = None
 
     @classmethod
     @asynccontextmanager
@@ -147,24 +138,21 @@ class PackageSink:
                    **kwargs: object) -> AsyncIterator["PackageSink"]:
         sink = cls(out, pkginfo, **kwargs)  # type: ignore[arg-type]
         token = sink._token = trio.lowlevel.current_trio_token()
-        stopped = [trio.Event() for _ in sink._workers]
-        for w, ev in zip(sink._workers, stopped):
-            # trio's own worker threads, without a nursery (which would wrap the caller's errors in a group)
-            trio.lowlevel.start_thread_soon(functools.partial(sink._run, w),
-                                            functools.partial(sink._thread_ended, token, ev))
+        stopped = trio.Event()
+        # a thread of trio's own cache, without a nursery (which would wrap the caller's errors in a group)
+        trio.lowlevel.start_thread_soon(sink._run, functools.partial(sink._thread_ended, token, stopped))
         try:
             yield sink
         finally:
             if not sink._finished:
-                sink.aborted.set()  # left early (an error, a cancellation): the workers drop what is queued
-            sink._close_queues()
-            # the block is left only once both threads stopped touching the file (at most one chunk's work)
+                sink.aborted.set()  # left early (an error, a cancellation): the hasher drops what is queued
+            sink._q.put(_STOP)
+            # the block is left only once the thread is done with the chunks and PkgInfoReader (one chunk's work)
             with trio.CancelScope(shield=True):
-                for ev in stopped:
-                    await ev.wait()
+                await stopped.wait()
 
     def _thread_ended(self, token: trio.lowlevel.TrioToken, ev: trio.Event, result: object) -> None:
-        error = getattr(result, "error", None)  # an outcome.Error; _run itself catches what a step raises
+        error = getattr(result, "error", None)  # an outcome.Error; _run itself catches what hashing raises
         if error is not None:  # pragma: no cover
             with self._lock:
                 self._error = self._error or error
@@ -177,82 +165,63 @@ class PackageSink:
             raise self._error
         if self._finished:
             raise RuntimeError("PackageSink fed after finish()")
-        chunk = bytes(chunk)  # workers keep a reference: it must not change (a no-op for bytes)
+        chunk = bytes(chunk)  # the hasher keeps a reference: it must not change (a no-op for bytes)
+        self.out.write(chunk)  # a disk error (LocalStorageError) fails the fetch here and now
+        self._writeback.written(self.out.size)
         self.received += len(chunk)
-        for w in self._workers:
-            w.q.put(chunk)
+        self._q.put(chunk)
         if self.on_chunk is not None:
             self.on_chunk(len(chunk))
-        if self._pending() > self.max_pending:
+        if self.pending > self.max_pending:
             return self._wait_for_room()
         return None
 
-    def _pending(self) -> int:
-        return self.received - min(w.done for w in self._workers)
-
     @property
     def pending(self) -> int:
-        """Bytes received that a worker has not processed yet (what the queues hold)."""
-        return self._pending()
+        """Bytes received that the hasher has not taken in yet (what its queue holds)."""
+        return self.received - self.hashed
 
     async def _wait_for_room(self) -> None:
+        await self._wait_until(lambda: self.pending <= self.max_pending // 2)
+
+    async def _wait_until(self, ready: Callable[[], bool]) -> None:
         while True:
             with self._lock:
                 if self._error is not None:
                     raise self._error
-                if self._pending() <= self.max_pending // 2:
+                if ready():
                     return
                 self._room = room = trio.Event()
             await room.wait()
 
     async def finish(self) -> str:
-        """Wait until every byte is hashed and written; the lowercase hex sha256, or the worker's error."""
+        """Wait until every byte is hashed; the lowercase hex sha256 (the bytes are all written by then)."""
         self._finished = True
-        self._close_queues()
+        self._q.put(_STOP)
+        await self._wait_until(lambda: self.hashed == self.received)
+        return self._hasher.hexdigest()
+
+    # -- the hasher's thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
         while True:
-            with self._lock:
-                if self._error is not None:
-                    raise self._error
-                if all(w.done == self.received for w in self._workers):
-                    break
-                self._room = room = trio.Event()
-            await room.wait()
-        self._digest = self._hasher.hexdigest()
-        return self._digest
-
-    def _close_queues(self) -> None:
-        for w in self._workers:
-            w.q.put(_STOP)
-
-    # -- the worker threads ------------------------------------------------------------------
-
-    def _hash_step(self, chunk: bytes) -> None:
-        self._hasher.update(chunk)
-        if self.pkginfo is not None and self.pkginfo.result is None:
-            self.pkginfo.feed(chunk)  # never raises: a bad package is reported by pkginfo.finish()
-
-    def _write_step(self, chunk: bytes) -> None:
-        self.out.write(chunk)
-        self._writeback.written(self.out.size)
-
-    def _run(self, w: _Worker) -> None:
-        while True:
-            chunk = w.q.get()
+            chunk = self._q.get()
             if chunk is _STOP:
                 return
             if self.aborted.is_set() or self._error is not None:
-                continue  # drain: nothing more is written or hashed once the fetch failed or was left
+                continue  # drain: nothing more is hashed or parsed once the fetch failed or was left
             try:
-                w.step(chunk)
-            except BaseException as exc:  # e.g. LocalStorageError from a full disk: fail the fetch
+                self._hasher.update(chunk)
+                if self.pkginfo is not None and self.pkginfo.result is None:
+                    self.pkginfo.feed(chunk)  # never raises: a bad package is reported by pkginfo.finish()
+            except BaseException as exc:  # pragma: no cover - hashlib and feed() do not raise; fail closed if so
                 with self._lock:
-                    if self._error is None:
-                        self._error = exc
+                    self._error = self._error or exc
                 self._wake()
                 continue
             with self._lock:
-                w.done += len(chunk)
-                wake = self._room is not None and (self._finished or self._pending() <= self.max_pending // 2)
+                self.hashed += len(chunk)
+                wake = self._room is not None and (self._finished or self.pending <= self.max_pending // 2)
             if wake:
                 self._wake()
 
