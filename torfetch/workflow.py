@@ -370,11 +370,10 @@ async def _fetch_verified(
         checks.append("rebuilders")
     checks.append(".PKGINFO")
     with report.file(filename, checks) as progress, AtomicOutput(opts.output) as out:
-
         async def download() -> None:
-            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass, in worker threads beside the
-            # socket reads (store/package_sink.py); in one of the prefetch's download slots, if it gives them:
-            # its lookups need no slot and go ahead meanwhile.
+            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass, the hashing in a worker thread
+            # beside the socket reads (store/package_sink.py); in one of the prefetch's download slots, if it
+            # gives them: its lookups need no slot and go ahead meanwhile.
             async with download_slots if download_slots is not None else contextlib.nullcontext():
                 async with PackageSink.open(out, pkginfo, on_chunk=progress.add) as sink:
                     await net.stream(
