@@ -46,14 +46,14 @@ from ..pacman.pkginfo import PkgInfoReader
 from .output import AtomicOutput
 
 #: bytes queued for the hasher at most before the stream waits (reads are <= 512 KiB). Measured on the
-#: 1 GiB fetch: 2, 4 and 16 MiB were as fast; each MiB more is about one more MiB of peak RSS (16 MiB: 75 MiB).
+#: 1 GiB fetch: 2, 4 and 16 MiB were as fast, and each MiB more is up to a MiB more of peak RSS.
 MAX_PENDING = 2 * 1024 * 1024
 #: writeback is started for every stretch of this many bytes once it is written. Measured on the 1 GiB fetch
 #: (median of 5, wall): none 2.8 s (the commit's fsync then waits ~0.5 s), 8 MiB 2.27, 16 MiB 2.10, 32 MiB 2.05,
 #: 64 MiB 2.47; 16 MiB leaves the fsync at most that much to wait for on a slow disk.
 WRITEBACK_BYTES = 16 * 1024 * 1024
 
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages in the range, do not wait
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of the range's dirty pages, do not wait for it
 
 
 @functools.cache
@@ -73,7 +73,11 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 @dataclass
 class Writeback:
-    """Start the kernel's writeback of a file's written bytes every ``every`` bytes (best effort, never waits).
+    """Start the kernel's writeback of a file's written bytes every ``every`` bytes (best effort).
+
+    The call queues the disk writes and returns; it does not wait for them
+    (it may block briefly if the device's queue is full: in the hasher's
+    thread, never the event loop's).
 
     It never changes the bytes and never replaces the fsync before the rename:
     it only moves the disk writes earlier, during the download. A failing call
