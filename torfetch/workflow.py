@@ -9,7 +9,6 @@ one trio nursery; the file reaches OUTPUT only after every configured check pass
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import urllib.parse
@@ -43,6 +42,7 @@ from .pacman.filename import filename_from_url, parse_package_filename
 from .pacman.pkginfo import PkgInfoReader, check_matches_filename
 from .report import Reporter
 from .store.output import AtomicOutput
+from .store.package_sink import PackageSink
 from .store.statedir import state_dir_for
 from .verify import minisign
 from .verify.rebuilder import RebuilderSpec
@@ -378,25 +378,19 @@ async def _fetch_verified(
         checks.append("rebuilders")
     checks.append(".PKGINFO")
     with report.file(filename, checks) as progress, AtomicOutput(opts.output) as out:
-        hasher = hashlib.sha256()
-
-        def sink(chunk: bytes) -> None:
-            out.write(chunk)
-            progress.add(len(chunk))
-            hasher.update(chunk)
-            if pkginfo.result is None:
-                pkginfo.feed(chunk)
-
         async def download() -> None:
-            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass (in one of the prefetch's
-            # download slots, if it gives them: its lookups need no slot and go ahead meanwhile).
+            # (3a) Stream the package: temp file, sha256 and .PKGINFO in one pass, the hashing in a worker thread
+            # beside the socket reads (store/package_sink.py); in one of the prefetch's download slots, if it
+            # gives them: its lookups need no slot and go ahead meanwhile.
             async with download_slots if download_slots is not None else contextlib.nullcontext():
-                await net.stream(
-                    "package", "GET", opts.url, sink,
-                    max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total, package=scope,
-                )
+                async with PackageSink.open(out, pkginfo, on_chunk=progress.add) as sink:
+                    await net.stream(
+                        "package", "GET", opts.url, sink,
+                        max_bytes=opts.limits.package_max_bytes, timeout=opts.timeouts.download_total,
+                        package=scope,
+                    )
+                    result.sha256_hex = await sink.finish()
             result.size = out.size
-            result.sha256_hex = hasher.hexdigest()
             stop_db.set()
             db_scope.cancel()
             if from_db and from_db[0][0] != result.sha256_hex:

@@ -254,6 +254,11 @@ class AtomicOutput:
             raise _storage_error(f"cannot write {self.output.name}", self.directory, exc) from exc
         self.size += len(chunk)
 
+    def fileno(self) -> int:
+        """The temporary file's descriptor (for writeback hints; writes go through ``write``)."""
+        assert self._fd is not None, "fileno() outside the context"
+        return self._fd
+
     def commit(self) -> None:
         assert self._fd is not None and self.temp_path is not None
         try:
