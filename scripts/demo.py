@@ -77,6 +77,8 @@ def main() -> int:
         config = tmp / "torfetch.toml"
         config.write_text(
             f'state_dir = "{tmp / "state"}"\n'
+            # the sandbox's pacman.conf (written below): its sync db gives each package's sha256 early
+            f'pacman_conf = "{tmp / "root" / "etc" / "pacman.conf"}"\n'
             + ("" if args.tor else "direct = true\n")
             + "\n[[repo]]\n"
             f'match = "{mirror.url}/repo/"\n'

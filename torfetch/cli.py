@@ -86,7 +86,8 @@ def build_parser(*, single_file: bool = True) -> cliargs.RecordingParser:
                     "Rekor); with --pubkey too, both must pass")
     p.add_argument("--pacman-conf", type=Path, metavar="FILE", default=Path("/etc/pacman.conf"),
                    help="the pacman.conf in use (default /etc/pacman.conf): a package's sha256 in its sync dbs starts "
-                   "the signature and log checks before the download ends, and the download must have exactly it")
+                   "the signature and log checks before the download ends, and the download must have exactly it "
+                   "(prefetch and upgrade: also the pacman.conf whose pacman -Sup/-Sy/-Su they run)")
     t = p.add_argument_group("Tor")
     t.add_argument("--direct", action="store_true", help="fetch without Tor: connect to mirrors, the log and rebuilders directly")
     t.add_argument("--isolate", choices=("purpose", "package"), default="purpose", help="circuit per purpose (default) or per purpose and package")

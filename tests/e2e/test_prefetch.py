@@ -220,6 +220,58 @@ def test_upgrade_stops_when_the_prefetch_fails(tmp_path, upgrade_repo, mirror, r
     assert r.returncode == 1, r.stdout + r.stderr
     assert (sb.root / "usr/share/alpha/v").read_text() == "1\n"  # pacman -Su never ran
     assert "is not the sha256" in r.stderr
+    assert "pacman -Su was not run" in r.stderr  # says why it stopped, not only the prefetch's lines
+
+
+def test_prefetch_takes_pacman_conf_from_the_config_file(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    # the config file's pacman_conf is the pacman.conf the prefetch plans from, as for the XferCommand
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha",), old)
+    assert sb.run("-Sy").returncode == 0
+    i = args.index("--pacman-conf")
+    conf_file = tmp_path / "torfetch.toml"
+    conf_file.write_text(f'pacman_conf = "{sb.conf}"\n')
+    rest = [a for j, a in enumerate(args) if j not in (i, i + 1)]
+    rest[rest.index("--config") + 1] = str(conf_file)
+    r = torfetch("prefetch", *rest)
+    assert r.returncode == 0, r.stderr
+    assert sb.cached_packages() == [repo.packages["alpha"].name]
+
+
+def test_a_config_error_is_one_line_before_pacman_runs(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "beta"), old)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('prxy = "x"\n')
+    args[args.index("--config") + 1] = str(bad)
+    with mirror._lock:
+        mirror.requests.clear()
+    for cmd in (("upgrade", *args, "--", "--noconfirm"), ("prefetch", *args)):
+        r = torfetch(*cmd)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("prxy") == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert mirror.requests == []  # not even pacman -Sy's db fetch
+    assert not (sb.root / "var/lib/pacman/sync/test.db").exists()
+
+
+def test_quiet_prefetch_still_names_the_package_that_failed(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha", "flipped"), old)
+    assert sb.run("-Sy").returncode == 0
+    r = torfetch("prefetch", *args, "-q")
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith(repo.packages["flipped"].name) and "not placed" in ln], r.stderr
+    assert not [ln for ln in lines if ln.startswith(repo.packages["alpha"].name)], r.stderr  # -q: no success lines
+
+
+def test_prefetch_before_any_sync_says_what_pacman_said(tmp_path, upgrade_repo, mirror, rekor) -> None:
+    repo, old = upgrade_repo
+    sb, args = make_sandbox(tmp_path, repo, mirror, rekor, ("alpha",), old)
+    r = torfetch("prefetch", *args)  # no pacman -Sy yet: no sync db
+    assert r.returncode == 0, r.stderr
+    assert "warning: no sync db" in r.stderr and "run pacman -Sy first" in r.stderr, r.stderr  # pacman says nothing
+    assert "0 package(s) in the upgrade" in r.stderr
 
 
 @pytest.mark.parametrize("isolate", ["purpose", "package"])

@@ -46,6 +46,7 @@ DEFAULT_JOBS = 5
 LOOKAHEAD = 3  # packages whose lookups run per download slot
 PLAN_TIMEOUT = 600.0  # pacman resolving a large upgrade
 HASH_CHUNK = 1024 * 1024
+MAX_PACMAN_WARNINGS = 20  # lines of pacman's stderr passed on while planning
 
 if TYPE_CHECKING:
     from ..store.syncdb import SyncDbAnswer
@@ -77,13 +78,21 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """(torfetch's namespace, pacman's arguments); a word before ``--`` that is not torfetch's is a usage error."""
+    """(torfetch's namespace, pacman's arguments); a word before ``--`` that is not torfetch's is a usage error.
+
+    The command line and the config file are checked here, once, before pacman runs (a usage or config error
+    is one line, and nothing happened), and the config file's ``pacman_conf`` applies as for the XferCommand."""
     own, pacman_args = split_args(argv)
     ns, extra = parser.parse_known_args(own)
     extra += ns.pacman_args or []
     if extra:
         raise UsageError(f"{extra[0]!r} is not an option of {parser.prog}: pacman's arguments go after '--' "
                          f"({parser.prog} [options] -- {' '.join(extra)})")
+    from ..cli import options_from_args
+
+    probe = copy.copy(ns)
+    probe.url, probe.output = "http://prefetch.invalid/", Path(os.devnull)  # a URL no [[repo]] matches
+    ns.pacman_conf = options_from_args(probe).pacman_conf
     return ns, pacman_args
 
 
@@ -130,9 +139,12 @@ def _run(cmd: list[str], what: str) -> bytes:
         raise UsageError(f"{what}: {cmd[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise UsageError(f"{what}: {cmd[0]} did not answer within {PLAN_TIMEOUT:g} s") from exc
+    said = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if r.returncode != 0:
-        said = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
         raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}" + (f": {said[-1][:300]}" if said else ""))
+    for ln in said[:MAX_PACMAN_WARNINGS]:
+        # pacman's warnings ("database file for 'core' does not exist (use '-Sy' ...)") explain an empty plan
+        _print(f"{cmd[0]}: {_printable(ln)[:300]}")
     return r.stdout
 
 
@@ -186,16 +198,21 @@ class Lines:
 
     def failed(self, out: Outcome, exc: TorfetchError) -> None:
         out.state, out.error = "failed", exc
-        self(f"{out.filename}  not placed: {exc.check}: {exc.message}")
+        # an error: printed with -q too (-q drops the lines of packages that went well)
+        self.report._emit(f"{out.filename}  not placed: {exc.check}: {exc.message}")
 
 
 def make_plan(ns: argparse.Namespace, pacman_args: list[str], line: Lines) -> Plan:
     """Steps (1)-(3); nothing is written."""
     from ..pacman.upgrade_plan import PRINT_FORMAT, cachedirs, first_server, pacman_paths, parse_print_output
-    from ..store.syncdb import lookup_many
+    from ..store.syncdb import lookup_many, missing_sync_dbs
 
     conf: Path = ns.pacman_conf
     paths = pacman_paths(pacman_args)
+    for db in missing_sync_dbs(conf, dbpath=paths.dbpath):
+        # pacman -Sup plans without a repository whose db is missing, and says nothing
+        line.report.warn(f"no sync db {db} (a repository of {conf}): the upgrade plan leaves that repository "
+                         "out; run pacman -Sy first (torfetch upgrade does)")
     # (1) what -Su will download, as pacman decides it (a package it found in a CacheDir is printed as a
     # file:// URL there, unchecked: the prefetch checks it against the sync db itself)
     plan = parse_print_output(_run(
@@ -376,6 +393,10 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
     if code or not ns.quiet:
         _print(summary(plan.result))
     return code, plan.result
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _print(text: str) -> None:

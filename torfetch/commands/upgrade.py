@@ -57,5 +57,7 @@ def main(argv: list[str]) -> int:
         return code
     code, _ = run_prefetch(argv)
     if code != 0:
+        print(f"torfetch upgrade: the prefetch failed (exit {code}): pacman -Su was not run (the packages the "
+              "prefetch placed stay in CacheDir; leave a refused one out with -- --ignore PKG)", file=sys.stderr)
         return code
     return _pacman(pacman_command(conf, "-Su", pacman_args=pacman_args))

@@ -127,6 +127,19 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
     return answers
 
 
+def missing_sync_dbs(pacman_conf: Path, *, dbpath: str | None = None) -> list[str]:
+    """The sync db files of pacman.conf's repositories that do not exist (pacman -Sup then plans without them,
+    silently); [] if pacman.conf cannot be read here (pacman itself will have said so)."""
+    try:
+        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
+        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+    except TorfetchError:
+        return []
+    if dbpath is not None:
+        conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
+    return [p for p in conf.sync_db_paths() if not os.path.lexists(p)]
+
+
 def _scan_db(path: Path, wanted: set[str]) -> dict[str, tuple[str, int | None]]:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     out: dict[str, tuple[str, int | None]] = {}
