@@ -114,23 +114,35 @@ def options_from_args(ns: argparse.Namespace) -> Options:
 
     Nothing here touches the network or changes a file: a usage error leaves -O as it was.
     """
-    parser = build_parser()
-    given = cliargs.given(ns)
-    _check_command_line(ns, given)
-    spec = ConfigSpec.from_parser(parser)
-    cfg = read_config_file(ns.config, spec=spec)
+    parser, cfg, explicit = _layers(ns)
     repo = cfg.repo_for(ns.url) if cfg is not None else None
-    option_dests = {o.dest for o in spec.top.values()} | {o.dest for o in spec.repo.values()}
-    explicit = {k: getattr(ns, k) for k in given if k in option_dests}
     layers = [cfg.values if cfg else {}, repo.values if repo else {}, explicit]
     merged = merge_layers(parser.defaults(), layers)
     merged.update({k: getattr(ns, k) for k in ("output", "url", "config")})
     merged_ns = argparse.Namespace(**merged)
     _check_numbers(parser, merged_ns)
-    if "sigsum_policy" in given and not merged_ns.sigsum_key:
+    if "sigsum_policy" in explicit and not merged_ns.sigsum_key:
         raise UsageError("--sigsum-policy needs --sigsum-key (the repository's Sigsum submitter key), "
                          "on the command line or in the matching [[repo]]")
     return _options(merged_ns, cfg, repo)
+
+
+def run_wide_options(ns: argparse.Namespace) -> argparse.Namespace:
+    """The command line over the config file's top level, no [[repo]] (no URL is known yet): what a command
+    for many files (prefetch, upgrade) needs before it starts. The config file is read and checked here."""
+    parser, cfg, explicit = _layers(ns)
+    return argparse.Namespace(**merge_layers(parser.defaults(), [cfg.values if cfg else {}, explicit]))
+
+
+def _layers(ns: argparse.Namespace) -> tuple[argparse.ArgumentParser, ConfigFile | None, dict[str, object]]:
+    """(the parser, the config file or None, the options given on the command line); usage errors only."""
+    parser = build_parser()
+    given = cliargs.given(ns)
+    _check_command_line(ns, given)
+    spec = ConfigSpec.from_parser(parser)
+    cfg = read_config_file(ns.config, spec=spec)
+    option_dests = {o.dest for o in spec.top.values()} | {o.dest for o in spec.repo.values()}
+    return parser, cfg, {k: getattr(ns, k) for k in given if k in option_dests}
 
 
 def _check_command_line(ns: argparse.Namespace, given: frozenset[str]) -> None:

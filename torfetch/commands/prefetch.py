@@ -88,11 +88,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
     if extra:
         raise UsageError(f"{extra[0]!r} is not an option of {parser.prog}: pacman's arguments go after '--' "
                          f"({parser.prog} [options] -- {' '.join(extra)})")
-    from ..cli import options_from_args
+    from ..cli import run_wide_options
 
-    probe = copy.copy(ns)
-    probe.url, probe.output = "http://prefetch.invalid/", Path(os.devnull)  # a URL no [[repo]] matches
-    ns.pacman_conf = options_from_args(probe).pacman_conf
+    ns.pacman_conf = run_wide_options(ns).pacman_conf  # (each package's [[repo]] applies later, per package)
     return ns, pacman_args
 
 
