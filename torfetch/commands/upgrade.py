@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from .prefetch import build_parser as prefetch_parser
-from .prefetch import pacman_command, parse, run_prefetch
+from .prefetch import check_pacman_conf, pacman_command, parse, run_prefetch
 
 
 def build_parser():
@@ -48,6 +48,7 @@ def main(argv: list[str]) -> int:
     argv = list(argv)
     try:
         ns, pacman_args = parse(build_parser(), argv)
+        check_pacman_conf(ns.pacman_conf)  # before pacman -Sy, which would block on a FIFO
     except TorfetchError as exc:
         print(exc.one_line(), file=sys.stderr)
         return exc.exit_code
