@@ -90,10 +90,15 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
                          f"({parser.prog} [options] -- {' '.join(extra)})")
     from ..cli import options_from_args
 
-    probe = copy.copy(ns)
-    probe.url, probe.output = "http://prefetch.invalid/", Path(os.devnull)  # a URL no [[repo]] matches
-    ns.pacman_conf = options_from_args(probe).pacman_conf
+    ns.pacman_conf = options_from_args(_probe(ns)).pacman_conf
     return ns, pacman_args
+
+
+def _probe(ns: argparse.Namespace) -> argparse.Namespace:
+    """``ns`` as a fetch of a URL that no [[repo]] matches: to check the command line and config file once."""
+    probe = copy.copy(ns)
+    probe.url, probe.output = "http://prefetch.invalid/", Path(os.devnull)
+    return probe
 
 
 def check_pacman_conf(conf: Path) -> None:
@@ -288,6 +293,9 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
     from ..report import format_verdict
     from ..workflow import fetch_in_session, open_session, plan_file
 
+    # the config and key files as the user this runs as reads them (the DownloadUser may not read what root could
+    # in parse()): an error there is one line for the run, not one per package
+    options_from_args(_probe(ns))
     ready = []
     logs: dict[tuple, object] = {}  # one LogConfig per log: its history checks take turns instead of racing
     for job in jobs:
