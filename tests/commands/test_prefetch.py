@@ -152,3 +152,14 @@ def test_a_pacman_conf_that_is_no_regular_file_is_refused_before_pacman_runs(tmp
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--pacman-conf" in lines[0] and "pacman exited" not in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("command", ["prefetch", "upgrade"])
+def test_a_config_file_key_with_escapes_is_one_printable_line(tmp_path: Path, command: str) -> None:
+    # the unknown-key error quotes the key as written: a TOML key can hold any character
+    bad = tmp_path / "torfetch.toml"
+    bad.write_text('"k\\u001b]0;pwned\\u0007" = 1\n')
+    r = _run_cli(command, "--config", str(bad), "--direct")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "unknown key" in r.stderr, r.stderr
+    assert not [c for c in r.stderr if not c.isprintable() and c != "\n"], repr(r.stderr)
