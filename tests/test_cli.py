@@ -230,3 +230,14 @@ def test_an_https_mirror_no_trusted_ca_signed_is_refused_in_one_line(tmp_path: P
     line = one_line(r.stderr)
     assert "TLS handshake with secure.test failed: certificate not trusted" in line and "SOCKS" not in line, line
     assert not out.exists()
+
+
+def test_a_config_error_quoting_terminal_escapes_is_one_printable_line(tmp_path: Path) -> None:
+    conf = tmp_path / "torfetch.toml"
+    conf.write_text('"k\\u001b]0;pwned\\u0007" = 1\n')
+    out = sync_part(tmp_path, "core.db")
+    r = run("--config", str(conf), "-O", str(out), "http://mirror.invalid/core.db")
+    assert r.returncode == 2, r.stderr
+    line = one_line(r.stderr)
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr, repr(r.stderr)
+    assert "k?]0;pwned?" in line, line

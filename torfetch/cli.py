@@ -258,8 +258,13 @@ def _key_file_contents(item: str) -> str:
 def _fail(exc: TorfetchError, verbose: int) -> int:
     if sys.stderr is None:
         return exc.exit_code  # fd 2 closed at start: print(file=None) would put the line on stdout
+    from .verify.minisign import sanitise
+
+    text = exc.diagnostics() if verbose else exc.one_line()
+    # a message may quote what a file or server said (a config file's TOML key, say): no terminal escapes
+    text = "\n".join(sanitise(line, max_len=2000) for line in text.split("\n"))
     try:
-        print(exc.diagnostics() if verbose else exc.one_line(), file=sys.stderr, flush=True)
+        print(text, file=sys.stderr, flush=True)
     except OSError:
         pass  # stderr is gone (SIGHUP from a closed terminal): the exit code still tells
     return exc.exit_code

@@ -28,9 +28,11 @@ class Limits:
     rekor_max_bytes: int = 256 * 1024
     rebuilder_max_bytes: int = 4 * MiB
     attestation_max_bytes: int = 1 * MiB
-    # .PKGINFO must show up within this many compressed/decompressed bytes.
+    # .PKGINFO must show up within this many compressed/decompressed bytes. A hostile package makes the
+    # decompressor touch about as much memory as it decompresses (up to its frame's window) before any check:
+    # 64 MiB bounds that; real packages have .PKGINFO within a few hundred KiB (.BUILDINFO and .MTREE first).
     pkginfo_max_compressed: int = 16 * MiB
-    pkginfo_max_decompressed: int = 256 * MiB
+    pkginfo_max_decompressed: int = 64 * MiB
     pkginfo_max_member: int = 1 * MiB
 
 

@@ -332,3 +332,16 @@ def test_fuzz_truncated_and_flipped_packages(tmp_path_factory, cut: int, flip: b
         read(bytes(data[: max(1, len(data) - cut % 50)]), step=101).finish()
     except TorfetchError:
         pass
+
+
+def test_default_limit_refuses_a_pkginfo_behind_more_than_64_mib(tmp_path: Path) -> None:
+    # What a hostile package makes the reader decompress before .PKGINFO is what the decompressor's window
+    # touches (up to the window a frame declares): the default caps it at 64 MiB. Real packages have
+    # .PKGINFO within their .BUILDINFO and .MTREE (hundreds of KiB for thousands of files).
+    p = build_package(tmp_path, "late", "1-1", compression="zst", buildinfo_padding=65 << 20)
+    r = read(p.read_bytes(), step=1 << 20)
+    with pytest.raises(PackageContentError, match="decompression bomb"):
+        r.finish()
+    assert r.decompressed_bytes <= Limits().pkginfo_max_decompressed + (1 << 20)
+    ok = build_package(tmp_path / "ok", "early", "1-1", compression="zst", buildinfo_padding=60 << 20)
+    assert read(ok.read_bytes(), step=1 << 20).finish().pkgname == "early"

@@ -223,3 +223,23 @@ def test_writeback_on_a_pipe_gives_up_quietly() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_an_error_in_the_hasher_while_the_stream_waits_for_room_fails_it(tmp_path: Path) -> None:
+    # the stream is parked (queue full) when the hasher fails: it must be woken with the error, not left waiting
+    release = threading.Event()
+    reader = _SlowReader(release, fail=True)
+    with AtomicOutput(tmp_path / "out.part") as out:
+        with pytest.raises(MemoryError, match="feed broke"):
+            async with PackageSink.open(out, reader, max_pending=1024) as sink:  # type: ignore[arg-type]
+                wait = None
+                for _ in range(100):
+                    wait = sink(b"q" * 512)
+                    if wait is not None:
+                        break
+                assert wait is not None
+                await trio.to_thread.run_sync(reader.entered.wait, 60)
+                release.set()
+                with trio.fail_after(60):  # a bound, not a timing: a lost wake-up fails here instead of hanging
+                    await wait
+    assert _temps(tmp_path) == []

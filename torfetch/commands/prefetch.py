@@ -94,6 +94,15 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Na
     return ns, pacman_args
 
 
+def check_pacman_conf(conf: Path) -> None:
+    """pacman.conf must be a regular file of a sane size before pacman is run with it: ``pacman --config FIFO``
+    blocks until a writer comes (upgrade's ``pacman -Sy`` has no timeout) and /dev/zero is read for ever."""
+    from ..localfile import read_local_file
+    from ..pacman.conf import MAX_CONF_BYTES
+
+    read_local_file(conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)  # a ConfigError says why not
+
+
 @dataclass
 class Outcome:
     filename: str
@@ -139,7 +148,8 @@ def _run(cmd: list[str], what: str) -> bytes:
         raise UsageError(f"{what}: {cmd[0]} did not answer within {PLAN_TIMEOUT:g} s") from exc
     said = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if r.returncode != 0:
-        raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}" + (f": {said[-1][:300]}" if said else ""))
+        # pacman quotes pacman.conf as it is (an Include path with escapes, say): printable text only
+        raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}" + (f": {_printable(said[-1])[:300]}" if said else ""))
     for ln in said[:MAX_PACMAN_WARNINGS]:
         # pacman's warnings ("database file for 'core' does not exist (use '-Sy' ...)") explain an empty plan
         _print(f"{cmd[0]}: {_printable(ln)[:300]}")
@@ -272,10 +282,13 @@ async def fetch_jobs(ns: argparse.Namespace, jobs: list[Job], outdir: Path, line
     """
     import trio
 
-    from ..cli import options_from_args
+    from ..cli import options_from_args, run_wide_options
     from ..report import format_verdict
     from ..workflow import fetch_in_session, open_session, plan_file
 
+    # the config file as the user this runs as reads it (the DownloadUser may not read what root could in
+    # parse()): an error there is one line for the run, not one per package
+    run_wide_options(ns)
     ready = []
     logs: dict[tuple, object] = {}  # one LogConfig per log: its history checks take turns instead of racing
     for job in jobs:
@@ -358,6 +371,7 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
     try:
         ns, pacman_args = parse(build_parser(), argv)
         verbose = ns.verbose
+        check_pacman_conf(ns.pacman_conf)
         line = Lines(ns)
         plan = make_plan(ns, pacman_args, line)
         if plan.jobs:
@@ -398,6 +412,8 @@ def _printable(text: str) -> str:
 
 
 def _print(text: str) -> None:
+    # every line may quote what pacman or a server said: no control characters reach the terminal
+    text = "\n".join(_printable(ln) for ln in text.split("\n"))
     try:
         print(text, file=sys.stderr, flush=True)
     except OSError:

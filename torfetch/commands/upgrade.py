@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from .prefetch import build_parser as prefetch_parser
-from .prefetch import pacman_command, parse, run_prefetch
+from .prefetch import _print, check_pacman_conf, pacman_command, parse, run_prefetch
 
 
 def build_parser():
@@ -48,8 +48,9 @@ def main(argv: list[str]) -> int:
     argv = list(argv)
     try:
         ns, pacman_args = parse(build_parser(), argv)
+        check_pacman_conf(ns.pacman_conf)  # before pacman -Sy, which would block on a FIFO
     except TorfetchError as exc:
-        print(exc.one_line(), file=sys.stderr)
+        _print(exc.one_line())  # printable only: the line may quote a config file's key
         return exc.exit_code
     conf = ns.pacman_conf
     code = _pacman(pacman_command(conf, "-Sy", pacman_args=pacman_args))
