@@ -13,14 +13,12 @@ import json
 import subprocess
 import sys
 import threading
-import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from tests.repo import Repo, make_repo
-from tests.servers.base import Handler
-from tests.servers.files import FileServer
+from tests.servers.files import FileServer, HoldingMirror
 from tests.servers.rekor import RekorServer
 from tests.sigsum_vectors import Key, TestLog, message_of
 from torfetch.verify.sigsum_key import format_public_key
@@ -106,43 +104,26 @@ def test_good_proof_and_no_t_is_handed_over_without_any_lookup(tmp_path: Path, r
 GATE_SECONDS = 30  # bound on the mirror's wait for the .proof request
 
 
-class HoldingMirror(FileServer):
+class ProofGatedMirror(HoldingMirror):
     """Serves ``held`` in two halves; the second waits until a .proof was asked for (or GATE_SECONDS)."""
 
     def __init__(self, root: Path, held: str) -> None:
-        self.held = held
         self.seen: list[str] = []
         self.proof_asked = threading.Event()
-        super().__init__(root)
+        super().__init__(root, held, self.proof_asked, hold_seconds=GATE_SECONDS, record=self.seen.append,
+                         on_request=self._saw)
 
-    def _handle(self, h: Handler, method: str) -> None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
+    def _saw(self, method: str, path: str) -> None:
         if path.endswith(".proof"):
             self.seen.append("proof asked")
             self.proof_asked.set()
-        if method != "GET" or not path.endswith("/" + self.held):
-            return super()._handle(h, method)
-        data = (self.root / path.lstrip("/")).read_bytes()
-        self.seen.append("package start")
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        try:
-            h.wfile.write(data[: len(data) // 2])
-            h.wfile.flush()
-            self.proof_asked.wait(GATE_SECONDS)
-            h.wfile.write(data[len(data) // 2:])
-            h.wfile.flush()
-        except OSError:
-            pass
-        self.seen.append("package end")
 
 
 def test_proof_is_fetched_while_the_package_streams(tmp_path: Path, repo: Repo) -> None:
     s = Setup(tmp_path, repo, _log())
     s.publish("hello")
     pkg = repo.packages["hello"]
-    with HoldingMirror(repo.root, pkg.name) as mirror:
+    with ProofGatedMirror(repo.root, pkg.name) as mirror:
         r, out = s.fetch(mirror, "hello")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == pkg.read_bytes()

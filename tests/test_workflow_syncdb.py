@@ -19,7 +19,7 @@ import pytest
 
 from tests.repo import Repo, make_repo, sha256_file
 from tests.servers.base import Handler
-from tests.servers.files import FileServer
+from tests.servers.files import FileServer, HoldingMirror
 from tests.servers.rekor import RekorServer
 
 TORFETCH = [sys.executable, "-m", "torfetch"]
@@ -36,7 +36,6 @@ class Events:
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.log_asked = threading.Event()
-        self.signature_served = threading.Event()
         self.db_answered = threading.Event()  # torfetch said (stderr, -v) that the sync db gave the sha256
         self.warmed_up = threading.Event()  # the log's connection was opened (GET /api/v1/log)
         self._lock = threading.Lock()
@@ -46,39 +45,11 @@ class Events:
             self.seen.append(what)
 
 
-class HoldingMirror(FileServer):
-    """Serves ``held`` in two halves; the second half waits until ``gate`` opens (or GATE_SECONDS).
-
-    The gate is the log's first request unless told otherwise.
-    """
-
-    def __init__(self, root: Path, events: Events, held: str, gate: threading.Event | None = None) -> None:
-        self.events, self.held = events, held
-        self.gate = gate if gate is not None else events.log_asked
-        super().__init__(root)
-
-    def _handle(self, h: Handler, method: str) -> None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
-        if method != "GET" or not path.endswith("/" + self.held):
-            super()._handle(h, method)
-            if path.endswith(".t"):
-                self.events.signature_served.set()
-            return
-        data = (self.root / path.lstrip("/")).read_bytes()
-        self.events.add("package start")
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        try:
-            h.wfile.write(data[: len(data) // 2])
-            h.wfile.flush()
-            self.gate.wait(GATE_SECONDS)
-            # recorded before the last bytes leave: the client cannot know the whole file (and its hash) earlier
-            self.events.add("package end")
-            h.wfile.write(data[len(data) // 2:])
-            h.wfile.flush()
-        except OSError:
-            pass
+def holding_mirror(root: Path, events: Events, held: str, gate: threading.Event | None = None) -> HoldingMirror:
+    """Serves ``held`` in two halves, the second once ``gate`` opens (the log's first request unless told
+    otherwise; GATE_SECONDS at most), recording into ``events``."""
+    return HoldingMirror(root, held, gate if gate is not None else events.log_asked, hold_seconds=GATE_SECONDS,
+                         record=events.add)
 
 
 class WatchedLog(RekorServer):
@@ -134,7 +105,7 @@ def fetch(tmp_path: Path, repo: Repo, mirror: FileServer, log: RekorServer, conf
     cmd = [*TORFETCH, "-v", "--direct", "--transparency-url", f"{mirror.url}/sigs", "--pubkey", repo.key.pub_line,
            "--log-url", log.url, "--log-key", str(key), "--state-dir", str(tmp_path / "state"),
            "--pacman-conf", str(conf), "--config", "/dev/null", "-O", str(out), f"{mirror.url}/repo/{pkg.name}"]
-    events = getattr(mirror, "events", None)
+    events = getattr(log, "events", None)  # a WatchedLog's: what the gates of the test's mirror wait on
     lines: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         def read_stderr() -> None:
@@ -156,7 +127,7 @@ def fetch(tmp_path: Path, repo: Repo, mirror: FileServer, log: RekorServer, conf
 def test_log_lookup_starts_from_the_sync_db_while_the_package_streams(tmp_path: Path, repo: Repo) -> None:
     events = Events()
     pkg = repo.packages["hello"]
-    with HoldingMirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
+    with holding_mirror(repo.root, events, pkg.name) as mirror, WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, pacman_conf(tmp_path, repo))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == pkg.read_bytes()
@@ -179,7 +150,7 @@ def test_db_listing_another_sha256_is_refused(tmp_path: Path, repo: Repo) -> Non
     events = Events()
     # the check fails on the signature (made over other bytes than the db lists), so the log is never asked:
     # the mirror lets the rest go once torfetch said the sync db answered (so the db's hash is the one held)
-    with HoldingMirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, \
+    with holding_mirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, \
             WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, conf)
     assert r.returncode == 1, r.stderr
@@ -205,7 +176,7 @@ def test_without_a_sync_db_the_lookups_wait_for_the_download(tmp_path: Path, rep
     events = Events()
     pkg = repo.packages["hello"]
     # the rest goes once torfetch said what the db lookup found, so that verdict is always in its output
-    with HoldingMirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, WatchedLog(events) as log:
+    with holding_mirror(repo.root, events, pkg.name, gate=events.db_answered) as mirror, WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, conf)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == pkg.read_bytes()
@@ -230,7 +201,7 @@ def test_the_log_connection_opens_before_the_signature_arrives_and_the_lookup_re
     # signature its lookup needs is still on its way, and the lookup then rides that same connection.
     events = Events()
     pkg = repo.packages["hello"]
-    with HoldingMirror(repo.root, events, pkg.name + ".t", gate=events.warmed_up) as mirror, \
+    with holding_mirror(repo.root, events, pkg.name + ".t", gate=events.warmed_up) as mirror, \
             WatchedLog(events) as log:
         r, out = fetch(tmp_path, repo, mirror, log, pacman_conf(tmp_path, repo))
     assert r.returncode == 0, r.stderr

@@ -115,3 +115,43 @@ class FileServer(Serving):
             h.wfile.write(body)
         except OSError:
             pass
+
+
+class HoldingMirror(FileServer):
+    """Serves ``held`` in two halves and sends the second only once ``gate`` is set (``hold_seconds`` at most):
+    a client that must do something else before the download ends shows it by the order of what is recorded.
+
+    ``record`` (e.g. ``list.append``) hears "package start" when the held file's answer begins and "package end"
+    just before its second half leaves (the client cannot know the whole file, or its hash, earlier);
+    ``half_sent`` is set once the first half is out. ``on_request(method, path)`` hears every request first.
+    """
+
+    def __init__(self, root: Path, held: str, gate: threading.Event, *, hold_seconds: float,
+                 record=None, on_request=None) -> None:
+        self.held, self.gate, self.hold_seconds = held, gate, hold_seconds
+        self.record = record if record is not None else (lambda what: None)
+        self.on_request = on_request
+        self.half_sent = threading.Event()
+        super().__init__(root)
+
+    def _handle(self, h: Handler, method: str) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
+        if self.on_request is not None:
+            self.on_request(method, path)
+        if method != "GET" or not path.endswith("/" + self.held):
+            return super()._handle(h, method)
+        data = (self.root / path.lstrip("/")).read_bytes()
+        self.record("package start")
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        try:
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            self.half_sent.set()
+            self.gate.wait(self.hold_seconds)
+            self.record("package end")
+            h.wfile.write(data[len(data) // 2:])
+            h.wfile.flush()
+        except OSError:
+            pass

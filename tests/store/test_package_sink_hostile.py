@@ -22,38 +22,11 @@ import zstandard
 
 from tests.repo import Repo, make_repo, sha256_file
 from tests.servers.base import Handler
-from tests.servers.files import FileServer
+from tests.servers.files import FileServer, HoldingMirror
 from tests.servers.rekor import RekorServer
 
 TORFETCH = [sys.executable, "-m", "torfetch"]
 HOLD_SECONDS = 60  # the holding mirror's bound on its wait (the test signals long before)
-
-
-class HoldingMirror(FileServer):
-    """Serves ``held``'s first half, says so, and holds the rest until ``release`` (HOLD_SECONDS at most)."""
-
-    def __init__(self, root: Path, held: str) -> None:
-        self.held = held
-        self.half_sent = threading.Event()
-        self.release = threading.Event()
-        super().__init__(root)
-
-    def _handle(self, h: Handler, method: str) -> None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(h.path).path)
-        if method != "GET" or not path.endswith("/" + self.held):
-            return super()._handle(h, method)
-        data = (self.root / path.lstrip("/")).read_bytes()
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        try:
-            h.wfile.write(data[: len(data) // 2])
-            h.wfile.flush()
-            self.half_sent.set()
-            self.release.wait(HOLD_SECONDS)
-            h.wfile.write(data[len(data) // 2:])
-        except OSError:
-            pass
 
 
 def _cmd(tmp_path: Path, repo: Repo, mirror: FileServer, log: RekorServer, name: str) -> tuple[list[str], Path]:
@@ -159,7 +132,8 @@ def test_a_zstd_bomb_fails_closed_with_flat_memory(tmp_path: Path, repo: Repo) -
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_mid_download_exits_130_and_leaves_nothing(tmp_path: Path, repo: Repo, sig: int) -> None:
     name = repo.packages["big"].name
-    with HoldingMirror(repo.root, name) as mirror, RekorServer() as log:
+    with HoldingMirror(repo.root, name, threading.Event(), hold_seconds=HOLD_SECONDS) as mirror, \
+            RekorServer() as log:
         cmd, out = _cmd(tmp_path, repo, mirror, log, "big")
         with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
             try:
@@ -167,7 +141,7 @@ def test_a_signal_mid_download_exits_130_and_leaves_nothing(tmp_path: Path, repo
                 proc.send_signal(sig)
                 _, err = proc.communicate(timeout=60)  # no hang: the sink's finally waits for one chunk at most
             finally:
-                mirror.release.set()
+                mirror.gate.set()
                 if proc.poll() is None:
                     proc.kill()
     assert proc.returncode == 130, err
