@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import TorfetchError
 from ..localfile import decode_text, read_local_file
-from ..pacman.conf import MAX_CONF_BYTES, parse_pacman_conf
+from ..pacman.conf import MAX_CONF_BYTES, PacmanConf, parse_pacman_conf
 from ..pacman.repodb import RepoDbLimits, RepoDbReader
 
 CHUNK = 64 * 1024  # small, so a hit early in the db stops the read early
@@ -35,11 +35,20 @@ class SyncDbAnswer:
     csize: int | None = None  # %CSIZE%, where the db lists it (lookup_many: the prefetch starts the largest first)
 
 
+def read_pacman_conf(pacman_conf: Path, *, dbpath: str | None = None) -> PacmanConf:
+    """pacman.conf's DBPath and repositories (read capped, a regular file only); ``dbpath`` replaces its DBPath
+    (pacman's ``--dbpath``). Raises TorfetchError."""
+    f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
+    conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+    if dbpath is not None:
+        conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
+    return conf
+
+
 def lookup_sha256(pacman_conf: Path, filename: str, stop: threading.Event | None = None) -> SyncDbAnswer:
     """The %SHA256SUM% the sync dbs of ``pacman_conf`` list for ``filename`` (blocking, bounded)."""
     try:
-        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
-        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+        conf = read_pacman_conf(pacman_conf)
     except TorfetchError as exc:
         return SyncDbAnswer(None, "", f"no sync db lookup: {exc.message}")
     found: dict[str, str] = {}  # db file name -> sha256
@@ -94,12 +103,9 @@ def lookup_many(pacman_conf: Path, filenames: Iterable[str], *, dbpath: str | No
     """
     wanted = set(filenames)
     try:
-        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
-        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+        conf = read_pacman_conf(pacman_conf, dbpath=dbpath)
     except TorfetchError as exc:
         return {name: SyncDbAnswer(None, "", f"no sync db lookup: {exc.message}") for name in wanted}
-    if dbpath is not None:
-        conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
     found: dict[str, dict[str, str]] = {name: {} for name in wanted}  # filename -> db -> sha256
     sizes: dict[str, int] = {}
     read = 0
@@ -131,12 +137,9 @@ def missing_sync_dbs(pacman_conf: Path, *, dbpath: str | None = None) -> list[st
     """The sync db files of pacman.conf's repositories that do not exist (pacman -Sup then plans without them,
     silently); [] if pacman.conf cannot be read here (pacman itself will have said so)."""
     try:
-        f = read_local_file(pacman_conf, what="--pacman-conf", max_bytes=MAX_CONF_BYTES)
-        conf = parse_pacman_conf(decode_text(f.data, what=f"--pacman-conf {pacman_conf}"), source=str(pacman_conf))
+        conf = read_pacman_conf(pacman_conf, dbpath=dbpath)
     except TorfetchError:
         return []
-    if dbpath is not None:
-        conf = dataclasses.replace(conf, dbpath=dbpath.rstrip("/") + "/")
     return [p for p in conf.sync_db_paths() if not os.path.lexists(p)]
 
 
