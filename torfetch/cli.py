@@ -258,11 +258,10 @@ def _key_file_contents(item: str) -> str:
 def _fail(exc: TorfetchError, verbose: int) -> int:
     if sys.stderr is None:
         return exc.exit_code  # fd 2 closed at start: print(file=None) would put the line on stdout
-    from .verify.minisign import sanitise
+    from .report import terminal_lines
 
-    text = exc.diagnostics() if verbose else exc.one_line()
     # a message may quote what a file or server said (a config file's TOML key, say): no terminal escapes
-    text = "\n".join(sanitise(line, max_len=2000) for line in text.split("\n"))
+    text = terminal_lines(exc.diagnostics() if verbose else exc.one_line())
     try:
         print(text, file=sys.stderr, flush=True)
     except OSError:

@@ -25,6 +25,12 @@ from .verify.minisign import sanitise
 ERASE = "\r\x1b[K"  # carriage return, erase to end of line
 
 
+def terminal_lines(text: str, max_len: int = 2000) -> str:
+    """Each line of ``text`` fit for a terminal (no control characters, bounded), the newlines kept: for a
+    message that may quote what a file, pacman or a server said."""
+    return "\n".join(sanitise(line, max_len=max_len) for line in text.split("\n"))
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -146,13 +146,16 @@ def _run(cmd: list[str], what: str) -> bytes:
         raise UsageError(f"{what}: {cmd[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise UsageError(f"{what}: {cmd[0]} did not answer within {PLAN_TIMEOUT:g} s") from exc
+    from ..verify.minisign import sanitise
+
     said = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if r.returncode != 0:
         # pacman quotes pacman.conf as it is (an Include path with escapes, say): printable text only
-        raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}" + (f": {_printable(said[-1])[:300]}" if said else ""))
+        raise UsageError(f"{what}: {cmd[0]} exited {r.returncode}"
+                         + (f": {sanitise(said[-1], max_len=300)}" if said else ""))
     for ln in said[:MAX_PACMAN_WARNINGS]:
-        # pacman's warnings ("database file for 'core' does not exist (use '-Sy' ...)") explain an empty plan
-        _print(f"{cmd[0]}: {_printable(ln)[:300]}")
+        # pacman's own warnings while planning (a package newer here than in its repository, say) reach the user
+        _print(f"{cmd[0]}: {sanitise(ln, max_len=300)}")
     return r.stdout
 
 
@@ -407,15 +410,12 @@ def run_prefetch(argv: list[str]) -> tuple[int, PrefetchResult | None]:
     return code, plan.result
 
 
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
 def _print(text: str) -> None:
+    from ..report import terminal_lines
+
     # every line may quote what pacman or a server said: no control characters reach the terminal
-    text = "\n".join(_printable(ln) for ln in text.split("\n"))
     try:
-        print(text, file=sys.stderr, flush=True)
+        print(terminal_lines(text), file=sys.stderr, flush=True)
     except OSError:
         pass
 
